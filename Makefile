@@ -1,0 +1,59 @@
+# smarthost: `make run` runs the whole relay locally, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+# Programs the tests and `make run` start as real processes.
+DEBIAN_PACKAGES := redis-server dnsmasq-base swaks
+PROGRAMS := redis-server dnsmasq swaks
+PROTOS := $(shell find proto -name '*.proto')
+GENERATED := libs/common/smarthost/policy/v1/policy_pb2.py
+SERVICES := libs/common services/policy services/ingress-smtp services/delivery
+
+.PHONY: install proto system-packages run test lint typecheck pytest bench clean
+
+install: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(SERVICES))
+	$(PIP) -r requirements-dev.txt
+	$(MAKE) proto
+	# compat mode puts each source folder on sys.path, generated protos included.
+	$(PIP) --config-settings editable_mode=compat $(addprefix -e ,$(SERVICES))
+	touch $@
+
+# Generated gRPC and protobuf code (with type stubs) for every service to import.
+proto: $(GENERATED)
+
+$(GENERATED): $(PROTOS) $(BIN)/python
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto \
+	  --python_out=libs/common --grpc_python_out=libs/common \
+	  --mypy_out=libs/common --mypy_grpc_out=libs/common $(PROTOS)
+
+# Installs the Debian packages whose programs are missing (CI starts bare).
+system-packages:
+	@missing=""; for p in $(PROGRAMS); do command -v $$p >/dev/null || PATH="$$PATH:/usr/sbin" command -v $$p >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(DEBIAN_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
+run: install system-packages
+	./scripts/run-local.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy libs/common/smarthost_common services tests
+
+pytest: install system-packages
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache

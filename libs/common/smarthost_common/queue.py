@@ -1,0 +1,41 @@
+"""The mail queue in Redis, as both the ingress (writer) and delivery (reader) see it.
+
+Each message is a hash `smarthost:msg:<queue id>` holding the protobuf record
+and the raw message bytes; the ready stream carries only queue ids, so a
+message's bytes are written once however often it is retried.
+"""
+
+import secrets
+import time
+
+from redis.asyncio import Redis
+
+from smarthost.queue.v1.queue_pb2 import QueuedMessage
+
+READY_STREAM = "smarthost:queue:ready"
+DELIVERY_GROUP = "delivery"
+DEFERRED_SET = "smarthost:queue:deferred"
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def message_key(queue_id: str) -> str:
+    return f"smarthost:msg:{queue_id}"
+
+
+def new_queue_id() -> str:
+    """16 characters, sortable by time: 48 bits of milliseconds, 32 random bits."""
+    value = (int(time.time() * 1000) << 32) | secrets.randbits(32)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(75, -1, -5))
+
+
+async def enqueue(redis: Redis, record: QueuedMessage, body: bytes) -> None:
+    """Store the message and announce it to delivery in one MULTI/EXEC.
+
+    Either both happen or neither does, so a message is never announced
+    without its bytes, nor stored where no worker will find it.
+    """
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(message_key(record.queue_id), mapping={"record": record.SerializeToString(), "body": body})
+        pipe.xadd(READY_STREAM, {"id": record.queue_id})
+        await pipe.execute()

@@ -1,0 +1,65 @@
+"""Environment settings: every service reads `SMARTHOST_*` through pydantic.
+
+A bad or missing value stops the service at start-up with a message that names
+the variable, never later in the middle of a transaction.
+"""
+
+import socket
+import sys
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, BeforeValidator, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smarthost_common.dns import parse_servers
+from smarthost_common.durations import parse_duration
+from smarthost_common.net import split_hostport
+
+PREFIX = "SMARTHOST_"
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _hostport(value: str) -> str:
+    split_hostport(value)
+    return value
+
+
+def _dns_servers(value: str) -> str:
+    parse_servers(value)
+    return value
+
+
+# Seconds, written in the environment as `90s`, `10m`, `6h`, `5d`.
+Duration = Annotated[float, BeforeValidator(_duration)]
+# A listen or connect address, `host:port` or `[v6]:port`.
+HostPort = Annotated[str, AfterValidator(_hostport)]
+# `ip[:port]`, comma separated; empty means the system resolver.
+DnsServers = Annotated[str, AfterValidator(_dns_servers)]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    hostname: str = socket.getfqdn()
+    log_level: str = "INFO"
+    metrics_listen: HostPort
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build `cls` from the environment or exit naming the bad variables."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"configuration error: {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

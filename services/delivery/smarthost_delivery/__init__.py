@@ -1,0 +1,1 @@
+"""The delivery worker: everything that happens to a message after the 250."""

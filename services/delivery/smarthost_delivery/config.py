@@ -1,0 +1,37 @@
+"""Settings of `smarthost-delivery`, from `SMARTHOST_*` environment variables."""
+
+import os
+import socket
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+
+from smarthost_common.durations import parse_schedule
+from smarthost_common.settings import DnsServers, Duration, HostPort, ServiceSettings
+
+
+def _schedule(value: object) -> object:
+    return parse_schedule(value) if isinstance(value, str) else value
+
+
+def _networks(value: object) -> object:
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+class DeliverySettings(ServiceSettings):
+    dns_servers: DnsServers = ""
+    delivery_port: int = Field(default=25, gt=0, lt=65536)
+    # Internal ranges delivery may connect to anyway (tests: 127.0.0.0/8).
+    delivery_allow_networks: Annotated[list[IPv4Network | IPv6Network], BeforeValidator(_networks)] = []
+    # Waits between attempts; the last one repeats. Like Postfix's backoff.
+    retry_schedule: Annotated[list[float], BeforeValidator(_schedule)] = [300, 600, 1200, 2400, 4000]
+    max_queue_lifetime: Duration = Field(default=5 * 86400, gt=0)
+    # Messages one worker process delivers at once.
+    delivery_concurrency: int = Field(default=10, gt=0)
+    # Per SMTP stage, as RFC 5321 4.5.3.2 suggests, but shorter for DATA.
+    delivery_timeout: Duration = Field(default=300.0, gt=0)
+    # A pending stream entry idle this long belongs to a dead worker.
+    claim_idle: Duration = Field(default=600.0, gt=0)
+    metrics_listen: HostPort = "0.0.0.0:9102"
+    consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"

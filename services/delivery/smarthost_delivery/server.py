@@ -1,0 +1,54 @@
+"""`smarthost-delivery`: a delivery worker process and its lifecycle."""
+
+import asyncio
+import logging
+import signal
+
+from redis.asyncio import Redis
+
+from smarthost_common.dns import make_resolver
+from smarthost_common.health import HealthServer
+from smarthost_common.logs import setup_logging
+from smarthost_common.settings import load_settings
+from smarthost_delivery.config import DeliverySettings
+from smarthost_delivery.queue_ops import DeliveryQueue
+from smarthost_delivery.resolver import MxResolver
+from smarthost_delivery.routing import AddressPolicy
+from smarthost_delivery.transport import DomainTransport
+from smarthost_delivery.worker import Worker
+
+log = logging.getLogger("smarthost.delivery")
+
+DNS_TIMEOUT = 10.0
+
+
+async def serve(settings: DeliverySettings) -> None:
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
+    transport = DomainTransport(
+        MxResolver(make_resolver(settings.dns_servers, DNS_TIMEOUT)),
+        AddressPolicy(settings.delivery_allow_networks),
+        port=settings.delivery_port,
+        hostname=settings.hostname,
+        timeout=settings.delivery_timeout,
+    )
+    worker = Worker(DeliveryQueue(redis, settings.consumer_name), transport, settings)
+    probes = HealthServer(settings.metrics_listen)
+    probes.start()
+    probes.ready = True
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("delivery started", extra={"consumer": settings.consumer_name})
+    await worker.run(stop)
+    probes.ready = False
+    await redis.aclose()
+    probes.stop()
+    log.info("delivery stopped")
+
+
+def main() -> None:
+    settings = load_settings(DeliverySettings)
+    setup_logging(settings.log_level)
+    asyncio.run(serve(settings))

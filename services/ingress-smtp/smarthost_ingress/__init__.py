@@ -1,0 +1,1 @@
+"""The SMTP ingress: speaks SMTP, asks the policy service, queues what it accepts."""

@@ -1,0 +1,184 @@
+"""The aiosmtpd handler: one policy call per SMTP stage, enqueue, reply.
+
+It decides nothing itself: every accept or refusal is a policy verdict turned
+into a reply string. It only enforces that nothing is queued unless every
+stage was accepted, and that 250 after DATA means the message is in Redis.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from smarthost.policy.v1 import policy_pb2 as pb
+from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
+
+from smarthost_common.queue import enqueue, new_queue_id
+from smarthost_ingress.policy_client import PolicyClient
+from smarthost_ingress.received import received_header
+from smarthost_ingress.replies import REDIS_UNAVAILABLE, accepted, printable, reply
+
+log = logging.getLogger("smarthost.ingress")
+
+
+@dataclass
+class SessionState:
+    connection: pb.CheckConnectionResponse
+    queue_id: str = ""
+
+
+def client_ip(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+class RelayHandler:
+    def __init__(self, policy: PolicyClient, redis: Redis, hostname: str) -> None:
+        self._policy = policy
+        self._redis = redis
+        self._hostname = hostname
+        self._sessions: WeakKeyDictionary[Session, SessionState] = WeakKeyDictionary()
+
+    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+        session.host_name = printable(hostname)
+        await self._connection(session, refresh=True)
+        return f"250 {server.hostname}"
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = printable(hostname)
+        state = await self._connection(session, refresh=True)
+        if accepted(state.connection.verdict):
+            # Advertise the customer's own limit, and let aiosmtpd enforce it.
+            server.data_size_limit = state.connection.max_message_size
+            responses = [
+                f"250-SIZE {server.data_size_limit}" if line.startswith("250-SIZE") else line
+                for line in responses
+            ]
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        state = await self._connection(session)
+        if not accepted(state.connection.verdict):
+            return self._refuse(server, state.connection.verdict)
+        state.queue_id = new_queue_id()
+        response = await self._policy.check_sender(
+            pb.CheckSenderRequest(
+                session=self._session(session, state),
+                mail_from=_reverse_path(address),
+                declared_size=_size(mail_options),
+            )
+        )
+        if not accepted(response.verdict):
+            return self._refuse(server, response.verdict)
+        # aiosmtpd treats an empty mail_from as "no MAIL yet": keep "<>" there.
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        state = await self._connection(session)
+        response = await self._policy.check_recipient(
+            pb.CheckRecipientRequest(
+                session=self._session(session, state),
+                mail_from=_reverse_path(envelope.mail_from),
+                rcpt_to=address,
+                accepted_recipients=len(envelope.rcpt_tos),
+            )
+        )
+        if not accepted(response.verdict):
+            return self._refuse(server, response.verdict)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        state = await self._connection(session)
+        content = envelope.original_content or b""
+        response = await self._policy.check_message(
+            pb.CheckMessageRequest(
+                session=self._session(session, state),
+                mail_from=_reverse_path(envelope.mail_from),
+                rcpt_to=envelope.rcpt_tos,
+                size=len(content),
+            )
+        )
+        if not accepted(response.verdict):
+            return self._refuse(server, response.verdict)
+        ip = client_ip(session)
+        record = QueuedMessage(
+            queue_id=state.queue_id,
+            mail_from=_reverse_path(envelope.mail_from),
+            recipients=[Recipient(address=rcpt) for rcpt in envelope.rcpt_tos],
+            client_ip=ip,
+            helo=session.host_name or "",
+            customer=state.connection.customer,
+            received_at_ms=int(time.time() * 1000),
+        )
+        trace = received_header(
+            helo=session.host_name or "",
+            client_ip=ip,
+            hostname=self._hostname,
+            queue_id=state.queue_id,
+            protocol="ESMTP" if session.extended_smtp else "SMTP",
+            recipients=list(envelope.rcpt_tos),
+        )
+        try:
+            await enqueue(self._redis, record, trace + content)
+        except (RedisError, OSError) as exc:
+            log.error("enqueue failed", extra={"queue_id": state.queue_id, "error": str(exc)})
+            return REDIS_UNAVAILABLE
+        log.info(
+            "queued",
+            extra={
+                "queue_id": state.queue_id,
+                "client_ip": ip,
+                "customer": state.connection.customer,
+                "from": record.mail_from,
+                "nrcpt": len(record.recipients),
+                "size": len(content),
+            },
+        )
+        return f"250 2.0.0 Ok: queued as {state.queue_id}"
+
+    async def _connection(self, session: Session, refresh: bool = False) -> SessionState:
+        """The connection verdict, asked once per HELO/EHLO (or at MAIL without one)."""
+        state = self._sessions.get(session)
+        if state is None or refresh:
+            request = pb.CheckConnectionRequest(
+                session=pb.Session(client_ip=client_ip(session), helo=session.host_name or "")
+            )
+            state = SessionState(connection=await self._policy.check_connection(request))
+            self._sessions[session] = state
+        return state
+
+    def _session(self, session: Session, state: SessionState) -> pb.Session:
+        return pb.Session(client_ip=client_ip(session), helo=session.host_name or "", queue_id=state.queue_id)
+
+    @staticmethod
+    def _refuse(server: SMTP, verdict: pb.Verdict) -> str:
+        if verdict.action == pb.ACTION_DISCONNECT and server.transport is not None:
+            # Runs after aiosmtpd has written the reply; close() flushes it first.
+            server.loop.call_soon(server.transport.close)
+        return reply(verdict)
+
+
+def _size(mail_options: list[str]) -> int:
+    for option in mail_options:
+        key, _, value = option.partition("=")
+        if key.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _reverse_path(address: str | None) -> str:
+    """The sender as the policy and the queue record carry it: "" for <>."""
+    return "" if address in (None, "<>") else str(address)

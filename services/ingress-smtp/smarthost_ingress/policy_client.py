@@ -1,0 +1,90 @@
+"""The ingress side of PolicyService: deadlines, round-robin, fail closed."""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import grpc
+from smarthost.policy.v1 import policy_pb2 as pb
+from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceStub
+
+log = logging.getLogger("smarthost.ingress")
+
+# Round-robin over every address `dns:///policy:50051` resolves to, and a
+# retry when a replica went away between resolution and the call.
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{"service": "smarthost.policy.v1.PolicyService"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+CHANNEL_OPTIONS = [
+    ("grpc.service_config", SERVICE_CONFIG),
+    ("grpc.enable_retries", 1),
+    # Must stay above the server's min_ping_interval_without_data (20 s).
+    ("grpc.keepalive_time_ms", 30 * 1000),
+    ("grpc.keepalive_timeout_ms", 10 * 1000),
+]
+
+UNAVAILABLE = pb.Verdict(
+    action=pb.ACTION_TEMPFAIL, code=451, enhanced_code="4.3.0", text="Policy service unavailable, try again later"
+)
+
+
+class _HasVerdict(Protocol):
+    @property
+    def verdict(self) -> pb.Verdict: ...
+
+
+Response = TypeVar("Response", bound=_HasVerdict)
+
+
+class PolicyClient:
+    def __init__(self, target: str, timeout: float) -> None:
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = PolicyServiceStub(self._channel)
+        self._timeout = timeout
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def check_connection(self, request: pb.CheckConnectionRequest) -> pb.CheckConnectionResponse:
+        return await self._call(self._stub.CheckConnection, request, pb.CheckConnectionResponse)
+
+    async def check_sender(self, request: pb.CheckSenderRequest) -> pb.CheckSenderResponse:
+        return await self._call(self._stub.CheckSender, request, pb.CheckSenderResponse)
+
+    async def check_recipient(self, request: pb.CheckRecipientRequest) -> pb.CheckRecipientResponse:
+        return await self._call(self._stub.CheckRecipient, request, pb.CheckRecipientResponse)
+
+    async def check_message(self, request: pb.CheckMessageRequest) -> pb.CheckMessageResponse:
+        return await self._call(self._stub.CheckMessage, request, pb.CheckMessageResponse)
+
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[Response]],
+        request: object,
+        response_type: Callable[..., Response],
+    ) -> Response:
+        """Any failure to get an answer is a temporary failure: fail closed."""
+        try:
+            response = await method(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("policy call failed", extra={"code": exc.code().name, "details": exc.details()})
+            return response_type(verdict=UNAVAILABLE)
+        if response.verdict.action == pb.ACTION_UNSPECIFIED:
+            log.error("policy answered without an action")
+            return response_type(verdict=UNAVAILABLE)
+        return response

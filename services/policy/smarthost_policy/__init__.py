@@ -1,0 +1,1 @@
+"""The policy service: every relay decision the ingress enforces is made here."""

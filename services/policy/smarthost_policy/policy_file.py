@@ -1,0 +1,66 @@
+"""The policy file (YAML): customers, their networks and their limits.
+
+The same schema is the `RelayCustomer` custom resource's spec, so field names
+are camelCase as Kubernetes writes them. Unknown keys are refused: a typo in a
+limit must not silently fall back to a default.
+"""
+
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic.alias_generators import to_camel
+
+from smarthost_common.settings import Duration
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class RateLimit(_Schema):
+    messages: PositiveInt
+    per: Duration = Field(gt=0)
+
+
+class Limits(_Schema):
+    max_message_size: PositiveInt = 20 * 1024 * 1024
+    rate_limit: RateLimit = RateLimit(messages=160, per=6 * 3600)
+    require_mx: bool = True
+    max_recipients: PositiveInt = 100
+
+
+class Customer(_Schema):
+    name: str = Field(min_length=1)
+    networks: list[IPv4Network | IPv6Network] = Field(min_length=1)
+    max_message_size: PositiveInt | None = None
+    rate_limit: RateLimit | None = None
+    require_mx: bool | None = None
+    max_recipients: PositiveInt | None = None
+
+    def limits(self, defaults: Limits) -> Limits:
+        """The defaults with this customer's overrides applied."""
+        overrides = {
+            field: getattr(self, field)
+            for field in Limits.model_fields
+            if getattr(self, field) is not None
+        }
+        return defaults.model_copy(update=overrides)
+
+
+class PolicyFile(_Schema):
+    defaults: Limits = Limits()
+    customers: list[Customer] = []
+
+
+def load_policy(path: Path) -> PolicyFile:
+    """Parse and validate `path`; raises ValueError naming what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    try:
+        return PolicyFile.model_validate(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc

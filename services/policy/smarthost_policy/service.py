@@ -1,0 +1,111 @@
+"""PolicyService: one RPC per SMTP stage, each answering with a Verdict.
+
+Every decision is logged once and counted; an unexpected error becomes a
+temporary failure, never an accept.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from prometheus_client import Counter
+from smarthost.policy.v1 import policy_pb2 as pb
+from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceServicer
+
+from smarthost_policy import verdicts
+from smarthost_policy.customers import CustomerIndex, Match
+
+log = logging.getLogger("smarthost.policy")
+
+DECISIONS = Counter(
+    "smarthost_policy_decisions_total", "Policy decisions by check and verdict", ["check", "verdict"]
+)
+
+Request = TypeVar("Request")
+
+
+class PolicyService(PolicyServiceServicer):
+    def __init__(self, index: Callable[[], CustomerIndex]) -> None:
+        # A callable, so a reloaded policy is seen by the next request.
+        self._index = index
+
+    async def CheckConnection(
+        self, request: pb.CheckConnectionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckConnectionResponse:
+        async def check(match: Match) -> tuple[str, pb.Verdict]:
+            return "network", verdicts.accept()
+
+        verdict, match = await self._decide("connection", request.session, check)
+        if match is None or verdict.action != pb.ACTION_ACCEPT:
+            return pb.CheckConnectionResponse(verdict=verdict)
+        return pb.CheckConnectionResponse(
+            verdict=verdict, customer=match.customer, max_message_size=match.limits.max_message_size
+        )
+
+    async def CheckSender(
+        self, request: pb.CheckSenderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckSenderResponse:
+        async def check(match: Match) -> tuple[str, pb.Verdict]:
+            limit = match.limits.max_message_size
+            if request.declared_size > limit:
+                return "size", verdicts.too_big(limit)
+            return "sender", verdicts.accept()
+
+        verdict, _ = await self._decide("sender", request.session, check)
+        return pb.CheckSenderResponse(verdict=verdict)
+
+    async def CheckRecipient(
+        self, request: pb.CheckRecipientRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckRecipientResponse:
+        async def check(match: Match) -> tuple[str, pb.Verdict]:
+            limit = match.limits.max_recipients
+            if request.accepted_recipients >= limit:
+                return "recipients", verdicts.tempfail(452, "4.5.3", f"Too many recipients (limit {limit})")
+            return "recipient", verdicts.accept()
+
+        verdict, _ = await self._decide("recipient", request.session, check)
+        return pb.CheckRecipientResponse(verdict=verdict)
+
+    async def CheckMessage(
+        self, request: pb.CheckMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckMessageResponse:
+        async def check(match: Match) -> tuple[str, pb.Verdict]:
+            limit = match.limits.max_message_size
+            if request.size > limit:
+                return "size", verdicts.too_big(limit)
+            return "message", verdicts.accept()
+
+        verdict, _ = await self._decide("message", request.session, check)
+        return pb.CheckMessageResponse(verdict=verdict)
+
+    async def _decide(
+        self,
+        stage: str,
+        session: pb.Session,
+        check: Callable[[Match], Awaitable[tuple[str, pb.Verdict]]],
+    ) -> tuple[pb.Verdict, Match | None]:
+        """Every stage first checks the client network, then its own rule."""
+        match = self._index().lookup(session.client_ip)
+        try:
+            if match is None:
+                rule, verdict = "network", verdicts.relay_denied(session.client_ip)
+            else:
+                rule, verdict = await check(match)
+        except Exception:
+            log.exception("policy check failed", extra={"queue_id": session.queue_id, "stage": stage})
+            rule, verdict = "error", verdicts.internal_error()
+        outcome = pb.Action.Name(verdict.action).removeprefix("ACTION_").lower()
+        DECISIONS.labels(check=rule, verdict=outcome).inc()
+        log.info(
+            "decision",
+            extra={
+                "queue_id": session.queue_id,
+                "stage": stage,
+                "client_ip": session.client_ip,
+                "customer": match.customer if match else "",
+                "rule": rule,
+                "reply": f"{verdict.code} {verdict.enhanced_code} {verdict.text}",
+            },
+        )
+        return verdict, match
