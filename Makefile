@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy libs/common/smarthost_common services tests
+	$(BIN)/mypy libs services tests
 
 pytest: install system-packages
 	$(BIN)/pytest

@@ -9,7 +9,6 @@ import secrets
 import time
 
 from redis.asyncio import Redis
-
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
 READY_STREAM = "smarthost:queue:ready"

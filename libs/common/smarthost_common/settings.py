@@ -9,7 +9,7 @@ import sys
 from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from smarthost_common.dns import parse_servers
 from smarthost_common.durations import parse_duration
@@ -62,4 +62,7 @@ def load_settings(cls: type[S]) -> S:
         for error in exc.errors():
             name = PREFIX + "_".join(str(part) for part in error["loc"]).upper()
             print(f"configuration error: {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,6 +6,7 @@ from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
+from pydantic_settings import NoDecode
 
 from smarthost_common.durations import parse_schedule
 from smarthost_common.settings import DnsServers, Duration, HostPort, ServiceSettings
@@ -23,9 +24,9 @@ class DeliverySettings(ServiceSettings):
     dns_servers: DnsServers = ""
     delivery_port: int = Field(default=25, gt=0, lt=65536)
     # Internal ranges delivery may connect to anyway (tests: 127.0.0.0/8).
-    delivery_allow_networks: Annotated[list[IPv4Network | IPv6Network], BeforeValidator(_networks)] = []
+    delivery_allow_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode, BeforeValidator(_networks)] = []
     # Waits between attempts; the last one repeats. Like Postfix's backoff.
-    retry_schedule: Annotated[list[float], BeforeValidator(_schedule)] = [300, 600, 1200, 2400, 4000]
+    retry_schedule: Annotated[list[float], NoDecode, BeforeValidator(_schedule)] = [300, 600, 1200, 2400, 4000]
     max_queue_lifetime: Duration = Field(default=5 * 86400, gt=0)
     # Messages one worker process delivers at once.
     delivery_concurrency: int = Field(default=10, gt=0)

@@ -20,7 +20,9 @@ async def queue_stats(redis: Redis) -> dict[str, int]:
     pending = 0
     if ready:
         groups = await redis.xinfo_groups(READY_STREAM)
-        pending = sum(int(group["pending"]) for group in groups if group["name"] in (DELIVERY_GROUP, DELIVERY_GROUP.encode()))
+        pending = sum(
+            int(group["pending"]) for group in groups if group["name"] in (DELIVERY_GROUP, DELIVERY_GROUP.encode())
+        )
     return {"ready": ready - pending, "in_flight": pending, "deferred": await redis.zcard(DEFERRED_SET)}
 
 

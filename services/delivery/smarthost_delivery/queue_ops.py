@@ -1,5 +1,7 @@
 """The delivery side of the Redis queue: read, settle, defer, promote, claim."""
 
+from typing import Any
+
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
@@ -34,24 +36,25 @@ class DeliveryQueue:
                 raise
 
     async def read(self, count: int, block_ms: int) -> list[Entry]:
-        reply = await self._redis.xreadgroup(
+        reply: Any = await self._redis.xreadgroup(
             DELIVERY_GROUP, self._consumer, {READY_STREAM: ">"}, count=count, block=block_ms
         )
         return [(_text(entry_id), _text(fields[b"id"])) for _, entries in reply or [] for entry_id, fields in entries]
 
     async def claim_abandoned(self, idle_ms: int, count: int) -> list[Entry]:
         """Entries a dead worker read but never settled (at-least-once)."""
-        _, entries, _ = await self._redis.xautoclaim(
+        claimed: Any = await self._redis.xautoclaim(
             READY_STREAM, DELIVERY_GROUP, self._consumer, min_idle_time=idle_ms, start_id="0-0", count=count
         )
-        return [(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in entries if fields]
+        # Entries deleted meanwhile come back without fields.
+        return [(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in claimed[1] if fields]
 
     async def promote_due(self, now_ms: int, limit: int = 100) -> int:
         return int(await self._promote(keys=[DEFERRED_SET, READY_STREAM], args=[now_ms, limit]))
 
     async def load(self, queue_id: str) -> tuple[QueuedMessage, bytes] | None:
         record, body = await self._redis.hmget(message_key(queue_id), ["record", "body"])
-        if record is None or body is None:
+        if not isinstance(record, bytes) or not isinstance(body, bytes):
             return None
         return QueuedMessage.FromString(record), body
 

@@ -110,14 +110,14 @@ class Worker:
             outcome = outcomes.get(rcpt.address)
             if outcome is None:
                 continue
-            result = "delivered" if outcome.delivered else "bounced" if outcome.permanent else "deferred"
-            ATTEMPTS.labels(result=result).inc()
+            verdict = "delivered" if outcome.delivered else "bounced" if outcome.permanent else "deferred"
+            ATTEMPTS.labels(result=verdict).inc()
             log.info(
                 "delivery attempt",
                 extra={
                     "queue_id": record.queue_id,
                     "to": rcpt.address,
-                    "result": result,
+                    "result": verdict,
                     "remote": outcome.remote,
                     "reply": f"{outcome.code} {outcome.text}",
                     "attempt": record.attempts,

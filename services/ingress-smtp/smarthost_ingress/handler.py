@@ -56,8 +56,7 @@ class RelayHandler:
             # Advertise the customer's own limit, and let aiosmtpd enforce it.
             server.data_size_limit = state.connection.max_message_size
             responses = [
-                f"250-SIZE {server.data_size_limit}" if line.startswith("250-SIZE") else line
-                for line in responses
+                f"250-SIZE {server.data_size_limit}" if line.startswith("250-SIZE") else line for line in responses
             ]
         return responses
 

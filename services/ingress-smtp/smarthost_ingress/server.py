@@ -23,10 +23,39 @@ from smarthost_ingress.policy_client import PolicyClient
 log = logging.getLogger("smarthost.ingress")
 
 
+class Sessions:
+    """The SMTP sessions currently connected, so SIGTERM can wait for them."""
+
+    def __init__(self) -> None:
+        self.active: set[RelaySMTP] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def add(self, protocol: "RelaySMTP") -> None:
+        self.active.add(protocol)
+        self.idle.clear()
+
+    def discard(self, protocol: "RelaySMTP") -> None:
+        self.active.discard(protocol)
+        if not self.active:
+            self.idle.set()
+
+    async def drain(self, grace: float) -> None:
+        """Let sessions finish within `grace` seconds, then tell the rest 421."""
+        try:
+            async with asyncio.timeout(grace):
+                await self.idle.wait()
+        except TimeoutError:
+            for protocol in list(self.active):
+                if isinstance(protocol.transport, asyncio.WriteTransport):
+                    protocol.transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
+                    protocol.transport.close()
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's SMTP that registers itself while connected, for the drain."""
 
-    def __init__(self, sessions: set["RelaySMTP"], **kwargs: object) -> None:
+    def __init__(self, sessions: Sessions, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._registry = sessions
 
@@ -39,21 +68,11 @@ class RelaySMTP(SMTP):
         super().connection_lost(exc)
 
 
-async def drain(sessions: set[RelaySMTP], timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while sessions and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
-    for protocol in list(sessions):
-        if protocol.transport is not None:
-            protocol.transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
-            protocol.transport.close()
-
-
 async def serve(settings: IngressSettings) -> None:
     policy = PolicyClient(settings.policy_addr, settings.policy_timeout)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     handler = RelayHandler(policy, redis, settings.hostname)
-    sessions: set[RelaySMTP] = set()
+    sessions = Sessions()
 
     def factory() -> RelaySMTP:
         return RelaySMTP(
@@ -81,10 +100,10 @@ async def serve(settings: IngressSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
-    log.info("ingress draining", extra={"sessions": len(sessions), "timeout": settings.drain_timeout})
+    log.info("ingress draining", extra={"sessions": len(sessions.active), "timeout": settings.drain_timeout})
     probes.ready = False
     server.close()
-    await drain(sessions, settings.drain_timeout)
+    await sessions.drain(settings.drain_timeout)
     await policy.close()
     await redis.aclose()
     probes.stop()

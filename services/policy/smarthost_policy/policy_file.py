@@ -41,11 +41,7 @@ class Customer(_Schema):
 
     def limits(self, defaults: Limits) -> Limits:
         """The defaults with this customer's overrides applied."""
-        overrides = {
-            field: getattr(self, field)
-            for field in Limits.model_fields
-            if getattr(self, field) is not None
-        }
+        overrides = {field: getattr(self, field) for field in Limits.model_fields if getattr(self, field) is not None}
         return defaults.model_copy(update=overrides)
 
 

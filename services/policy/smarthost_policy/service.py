@@ -18,9 +18,7 @@ from smarthost_policy.customers import CustomerIndex, Match
 
 log = logging.getLogger("smarthost.policy")
 
-DECISIONS = Counter(
-    "smarthost_policy_decisions_total", "Policy decisions by check and verdict", ["check", "verdict"]
-)
+DECISIONS = Counter("smarthost_policy_decisions_total", "Policy decisions by check and verdict", ["check", "verdict"])
 
 Request = TypeVar("Request")
 

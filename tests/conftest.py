@@ -1,0 +1,101 @@
+"""Fixtures that start real components: Redis, DNS, SMTP peers, the relay."""
+
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+from support.dns_server import DnsServer, a, mx, null_mx
+from support.ports import free_port
+from support.processes import ProcessGroup
+from support.redis_server import RedisServer
+from support.relay import Relay
+from support.sinks import Reply, SmtpSink
+
+# Destination MX hosts of the standard test zone: one loopback address each.
+MX_HOSTS = {"example.test": "127.0.0.2", "other.test": "127.0.0.3", "sender.test": "127.0.0.4"}
+
+STANDARD_ZONE = [
+    *(record for domain, ip in MX_HOSTS.items() for record in (mx(domain, f"mx.{domain}"), a(f"mx.{domain}", ip))),
+    null_mx("nullmx.test"),
+]
+
+DEFAULT_POLICY = """
+defaults:
+  maxMessageSize: 20971520
+  rateLimit: {messages: 160, per: 6h}
+  requireMx: true
+  maxRecipients: 100
+customers:
+  - name: loopback
+    networks: [127.0.0.1/32, "::1/128"]
+"""
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember a failure so `processes` can print the services' logs."""
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessGroup]:
+    group = ProcessGroup(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+        if request.node.stash.get(FAILED, False):
+            print(group.logs())
+
+
+@pytest.fixture
+def redis_server(processes: ProcessGroup, tmp_path: Path) -> RedisServer:
+    return RedisServer(processes, tmp_path / "redis")
+
+
+@pytest.fixture
+def dns_server(processes: ProcessGroup, tmp_path: Path) -> DnsServer:
+    return DnsServer(processes, tmp_path, STANDARD_ZONE, free_port())
+
+
+@pytest.fixture
+def mx_port() -> int:
+    """The one port every destination MX listens on (SMARTHOST_DELIVERY_PORT)."""
+    return free_port(*MX_HOSTS.values())
+
+
+@pytest.fixture
+def sinks(mx_port: int) -> Iterator[Callable[..., SmtpSink]]:
+    started: list[SmtpSink] = []
+
+    def start(domain: str, reply: Reply | None = None) -> SmtpSink:
+        sink = SmtpSink(MX_HOSTS[domain], mx_port, reply)
+        started.append(sink)
+        return sink
+
+    yield start
+    for sink in started:
+        sink.stop()
+
+
+@pytest.fixture
+def relay(
+    processes: ProcessGroup, tmp_path: Path, redis_server: RedisServer, dns_server: DnsServer, mx_port: int
+) -> Relay:
+    """The services' environment; tests start the processes they need."""
+    return Relay(
+        processes,
+        tmp_path,
+        redis_url=redis_server.url,
+        dns=dns_server.address,
+        delivery_port=mx_port,
+        policy=DEFAULT_POLICY,
+    )

@@ -1,0 +1,1 @@
+"""Real components for tests: processes, Redis, DNS, SMTP peers, the relay."""
