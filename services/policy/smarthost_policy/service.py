@@ -77,6 +77,14 @@ class PolicyService(PolicyServiceServicer):
         verdict, _ = await self._decide("message", request.session, check)
         return pb.CheckMessageResponse(verdict=verdict)
 
+    async def Authenticate(
+        self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AuthenticateResponse:
+        # No customer has submission credentials yet: every login fails.
+        log.info("authentication failed", extra={"client_ip": request.session.client_ip, "user": request.username})
+        DECISIONS.labels(check="auth", verdict="reject").inc()
+        return pb.AuthenticateResponse(verdict=verdicts.reject(535, "5.7.8", "Authentication credentials invalid"))
+
     async def _decide(
         self,
         stage: str,
