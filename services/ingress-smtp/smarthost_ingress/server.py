@@ -8,6 +8,7 @@ given `SMARTHOST_DRAIN_TIMEOUT` to finish, then closed.
 import asyncio
 import logging
 import signal
+from typing import AnyStr
 
 from aiosmtpd.smtp import SMTP
 from redis.asyncio import Redis
@@ -58,6 +59,14 @@ class RelaySMTP(SMTP):
     def __init__(self, sessions: Sessions, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._registry = sessions
+
+    async def push(self, status: AnyStr) -> None:
+        # aiosmtpd enforces SIZE itself, with replies that lack the enhanced
+        # status code the contract promises.
+        if isinstance(status, str) and status.startswith("552 Error:"):
+            await super().push("552 5.3.4 Message size exceeds fixed limit")
+        else:
+            await super().push(status)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._registry.add(self)
