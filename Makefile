@@ -57,3 +57,19 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache
+
+# Container images, one per service, built from the repository root (needs a
+# Docker engine with BuildKit).
+IMAGES := ingress-smtp policy delivery
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' helm/smarthost/Chart.yaml)
+.PHONY: images chart
+images:
+	@for image in $(IMAGES); do \
+	  echo "docker build -f services/$$image/Dockerfile -t smarthost-$$image:$(IMAGE_TAG) ."; \
+	  docker build -f services/$$image/Dockerfile -t smarthost-$$image:$(IMAGE_TAG) . || exit 1; \
+	done
+
+# Renders the Helm chart for every ci/*-values.yaml, lints it and validates it
+# against Kubernetes' schemas, offline.
+chart: install
+	$(BIN)/pytest -q tests/chart
