@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from tests.chart.conftest import Rendered
+from support.chart import Rendered
 
 
 def test_load_balancer_keeps_client_ips_by_default(render_case: Callable[[str], Rendered]) -> None:

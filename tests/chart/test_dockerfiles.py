@@ -12,8 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from tests.chart.conftest import REPO
+from support.chart import REPO
 
 SERVICES = ["ingress-smtp", "policy", "delivery"]
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent))

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-
-from tests.chart.conftest import Obj, Rendered
+from support.chart import Obj, Rendered
 
 
 class Refusing:

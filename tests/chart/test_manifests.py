@@ -6,8 +6,7 @@ import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
-
-from tests.chart.conftest import CASES, CHART, Rendered
+from support.chart import CASES, CHART, Rendered
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas shipped.
 KUBE_VERSIONS = ["1.29", kubernetes_validate.utils.latest_version()]

@@ -3,8 +3,7 @@
 from collections.abc import Callable
 
 import pytest
-
-from tests.chart.conftest import Obj, Rendered
+from support.chart import Obj, Rendered
 
 COMPONENTS = ("ingress", "policy", "delivery", "redis")
 

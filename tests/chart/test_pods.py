@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from tests.chart.conftest import Obj, Rendered
+from support.chart import Obj, Rendered
 
 
 def _containers(pod: Obj) -> list[Obj]:

@@ -5,9 +5,9 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import yaml
+from support.chart import CHART, Obj, Rendered
 
 from smarthost_policy.policy_file import PolicyFile
-from tests.chart.conftest import CHART, Obj, Rendered
 
 
 def _crd_spec_schema() -> Obj:

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from tests.chart.conftest import Rendered
+from support.chart import Rendered
 
 
 def _config(rendered: Rendered) -> dict[str, str]:

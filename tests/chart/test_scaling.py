@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from tests.chart.conftest import Rendered
+from support.chart import Rendered
 
 
 def test_keda_scales_delivery_on_consumer_group_lag(render_case: Callable[[str], Rendered]) -> None:

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 from pydantic_settings import BaseSettings
+from support.chart import Obj, Rendered
 
 from smarthost_common.settings import PREFIX
 from smarthost_delivery.config import DeliverySettings
 from smarthost_ingress.config import IngressSettings
 from smarthost_policy.config import PolicySettings
-from tests.chart.conftest import Obj, Rendered
 
 SETTINGS: dict[str, type[BaseSettings]] = {
     "ingress": IngressSettings,
@@ -97,10 +97,6 @@ def test_redis_password_stays_in_its_secret(rendered: Rendered) -> None:
             assert "secretKeyRef" in env["REDIS_PASSWORD"]["valueFrom"]
 
 
-@pytest.mark.xfail(
-    reason="pydantic-settings JSON-decodes list settings from the environment, so the documented "
-    "comma-separated SMARTHOST_RETRY_SCHEDULE and SMARTHOST_DELIVERY_ALLOW_NETWORKS need NoDecode in DeliverySettings"
-)
 def test_delivery_accepts_comma_separated_lists(
     render: Callable[[Obj], Rendered], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.chart.conftest import CHART
+from support.chart import CHART
 
 KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9]*):")
 

@@ -4,8 +4,7 @@ from collections.abc import Callable
 
 import helm_python as helm
 import pytest
-
-from tests.chart.conftest import Obj, Rendered
+from support.chart import Obj, Rendered
 
 BAD_VALUES: dict[str, tuple[Obj, str]] = {
     "negative rate limit": (
