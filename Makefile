@@ -55,5 +55,9 @@ pytest: install system-packages
 
 test: lint typecheck pytest
 
+# Micro-benchmarks; figures are ratios against a baseline measured in the same run.
+bench: install
+	$(BIN)/python bench/customer_lookup.py
+
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache
