@@ -92,8 +92,10 @@ class DnsCache:
         qname = dns.name.from_text(name, origin=dns.name.root)
         try:
             result = await self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
-            answer = Answer(tuple(result.rrset) if result.rrset is not None else ())
-            ttl = float(result.chaining_result.minimum_ttl)
+            if result.rrset is not None:
+                answer, ttl = Answer(tuple(result.rrset)), float(result.chaining_result.minimum_ttl)
+            else:
+                answer, ttl = Answer(()), _negative_ttl(result.response)
         except dns.resolver.NXDOMAIN as exc:
             answer = Answer((), nxdomain=True)
             responses = exc.responses().values()  # type: ignore[no-untyped-call]
@@ -115,5 +117,8 @@ class DnsCache:
 
 
 def _negative_ttl(response: dns.message.Message) -> float:
-    assert isinstance(response, dns.message.QueryMessage)
-    return float(response.resolve_chaining().minimum_ttl)
+    """RFC 2308: the SOA's own TTL or its MINIMUM, the smaller; without a SOA, not cached."""
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return float(min(rrset.ttl, *(soa.minimum for soa in rrset)))
+    return 0.0
