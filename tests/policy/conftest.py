@@ -39,4 +39,6 @@ def policy_dns(
 @pytest.fixture
 def policy_relay(processes: ProcessGroup, tmp_path: Path, redis_server: RedisServer, policy_dns: DnsServer) -> Relay:
     """The services on the policy zone; tests write their own policy into `policy_file`."""
-    return Relay(processes, tmp_path, redis_url=redis_server.url, dns=policy_dns.address, delivery_port=25, policy=POLICY)
+    return Relay(
+        processes, tmp_path, redis_url=redis_server.url, dns=policy_dns.address, delivery_port=25, policy=POLICY
+    )

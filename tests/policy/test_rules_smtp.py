@@ -164,7 +164,7 @@ def test_size_limit_is_advertised_and_enforced(stack: Stack) -> None:
 def test_ipv6_customer_with_its_own_limits(stack: Stack) -> None:
     """A customer matched by ::1/128, whose overrides replace the defaults."""
     with connect(stack.v6) as client:
-        assert client.sock.getpeername()[0] == "::1"
+        assert client.sock is not None and client.sock.getpeername()[0] == "::1"
         assert client.esmtp_features["size"] == "4096"
         assert status(client.mail(SENDER, ["SIZE=4097"])) == "552 5.3.4"
         assert status(client.mail(SENDER, ["SIZE=4000"])) == "250 2.1.0"
