@@ -67,32 +67,32 @@ class RelayCustomerSource:
         self._namespace = namespace
         self._store = store
         self._customers: dict[str, Customer] = {}
+        # The last resourceVersion seen, where a watch resumes; "" to list first.
+        self._version = ""
+        self._failures = 0
         self.synced = asyncio.Event()
 
     async def run(self) -> None:
         async with client.ApiClient() as api_client:
             api = client.CustomObjectsApi(api_client)
-            failures = 0
-            version = ""
             while True:
                 try:
-                    if not version:
-                        version = await self._list(api)
+                    if not self._version:
+                        await self._list(api)
                         self.synced.set()
-                    version = await self._watch(api, version)
-                    failures = 0
+                    await self._watch(api)
                 except ApiException as exc:
                     if exc.status == 410:
-                        log.info("relaycustomers watch expired, listing again", extra={"version": version})
-                        version = ""
+                        log.info("relaycustomers watch expired, listing again", extra={"version": self._version})
+                        self._version = ""
                         continue
-                    failures = await self._back_off(failures, f"{exc.status} {exc.reason}")
+                    await self._back_off(f"{exc.status} {exc.reason}")
                 except Exception as exc:
                     # Connection refused or reset, a truncated stream, a malformed
                     # answer: all are retried, none may stop the source.
-                    failures = await self._back_off(failures, repr(exc))
+                    await self._back_off(repr(exc))
 
-    async def _list(self, api: client.CustomObjectsApi) -> str:
+    async def _list(self, api: client.CustomObjectsApi) -> None:
         listing = cast(dict[str, Any], await api.list_namespaced_custom_object(GROUP, VERSION, self._namespace, PLURAL))
         EVENTS.labels(type="LIST").inc()
         previous, self._customers = self._customers, {}
@@ -102,11 +102,12 @@ class RelayCustomerSource:
             if customer is not None:
                 self._customers[key] = customer
         self._store.use_cluster(self._customers)
+        self._version = str(listing.get("metadata", {}).get("resourceVersion", ""))
+        self._failures = 0
         log.info("relaycustomers listed", extra={"namespace": self._namespace, "customers": len(self._customers)})
-        return str(listing.get("metadata", {}).get("resourceVersion", ""))
 
-    async def _watch(self, api: client.CustomObjectsApi, version: str) -> str:
-        """Apply events until the server ends the watch; returns the last version seen."""
+    async def _watch(self, api: client.CustomObjectsApi) -> None:
+        """Apply events until the server ends the watch, remembering the last version seen."""
         stream = watch.Watch()  # type: ignore[no-untyped-call]
         async with stream.stream(  # type: ignore[no-untyped-call]
             api.list_namespaced_custom_object,
@@ -114,14 +115,15 @@ class RelayCustomerSource:
             VERSION,
             self._namespace,
             PLURAL,
-            resource_version=version,
+            resource_version=self._version,
             timeout_seconds=WATCH_SECONDS,
             allow_watch_bookmarks=True,
         ) as events:
             async for event in events:
                 kind, item = event["type"], event["raw_object"]
                 EVENTS.labels(type=kind).inc()
-                version = item.get("metadata", {}).get("resourceVersion", version)
+                self._version = item.get("metadata", {}).get("resourceVersion", self._version)
+                self._failures = 0
                 if kind in ("ADDED", "MODIFIED"):
                     customer = _customer(item)
                     if customer is not None:
@@ -129,17 +131,16 @@ class RelayCustomerSource:
                         self._store.use_cluster(self._customers)
                 elif kind == "DELETED" and self._customers.pop(_key(item), None) is not None:
                     self._store.use_cluster(self._customers)
-                log.debug("relaycustomer event", extra={"event": kind, "object": _key(item), "version": version})
-        return version
+                log.debug("relaycustomer event", extra={"event": kind, "object": _key(item), "version": self._version})
 
-    async def _back_off(self, failures: int, error: str) -> int:
-        delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+    async def _back_off(self, error: str) -> None:
+        delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]
+        self._failures += 1
         log.warning(
             "relaycustomers list/watch failed, the known customers stay in force",
             extra={"error": error, "retry_in": delay},
         )
         await asyncio.sleep(delay)
-        return failures + 1
 
 
 def _key(item: dict[str, Any]) -> str:
