@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy libs services tests
+	$(BIN)/mypy libs services tests bench
 
 pytest: install system-packages
 	$(BIN)/pytest

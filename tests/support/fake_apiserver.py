@@ -53,7 +53,9 @@ class FakeApiServer:
                     "kind": "Config",
                     "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
                     "users": [{"name": "test", "user": {"token": "test-token"}}],
-                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": namespace}}],
+                    "contexts": [
+                        {"name": "test", "context": {"cluster": "test", "user": "test", "namespace": namespace}}
+                    ],
                     "current-context": "test",
                 }
             )
