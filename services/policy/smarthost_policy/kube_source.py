@@ -80,7 +80,12 @@ class RelayCustomerSource:
                     if not self._version:
                         await self._list(api)
                         self.synced.set()
+                    started = asyncio.get_running_loop().time()
                     await self._watch(api)
+                    # A server holds a watch open for its timeout: one that ends
+                    # at once is broken, and must not be asked again in a tight loop.
+                    if asyncio.get_running_loop().time() - started < 1.0:
+                        await self._back_off("watch ended at once")
                 except ApiException as exc:
                     if exc.status == 410:
                         log.info("relaycustomers watch expired, listing again", extra={"version": self._version})
