@@ -48,12 +48,16 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy libs services tests
+	$(BIN)/mypy libs services tests bench
 
 pytest: install system-packages
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Micro-benchmarks; figures are ratios against a baseline measured in the same run.
+bench: install
+	$(BIN)/python bench/customer_lookup.py
 
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache

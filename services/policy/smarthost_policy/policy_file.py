@@ -53,10 +53,19 @@ class PolicyFile(_Schema):
 def load_policy(path: Path) -> PolicyFile:
     """Parse and validate `path`; raises ValueError naming what is wrong."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        content = path.read_bytes()
+    except OSError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+    return parse_policy(content, str(path))
+
+
+def parse_policy(content: bytes, source: str) -> PolicyFile:
+    """Parse and validate a policy file's bytes; raises ValueError naming `source` and what is wrong."""
+    try:
+        data = yaml.safe_load(content) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
     try:
         return PolicyFile.model_validate(data)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise ValueError(f"{source}: {exc}") from exc

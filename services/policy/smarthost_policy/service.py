@@ -10,11 +10,16 @@ from typing import TypeVar
 
 import grpc
 from prometheus_client import Counter
+from redis.exceptions import RedisError
 from smarthost.policy.v1 import policy_pb2 as pb
 from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceServicer
 
+from smarthost_common.durations import format_duration
 from smarthost_policy import verdicts
+from smarthost_policy.addresses import BadAddress, domain_of
 from smarthost_policy.customers import CustomerIndex, Match
+from smarthost_policy.rate_limit import RateLimiter, rate_key
+from smarthost_policy.routability import Routability, Route
 
 log = logging.getLogger("smarthost.policy")
 
@@ -24,9 +29,11 @@ Request = TypeVar("Request")
 
 
 class PolicyService(PolicyServiceServicer):
-    def __init__(self, index: Callable[[], CustomerIndex]) -> None:
+    def __init__(self, index: Callable[[], CustomerIndex], routability: Routability, rate: RateLimiter) -> None:
         # A callable, so a reloaded policy is seen by the next request.
         self._index = index
+        self._routability = routability
+        self._rate = rate
 
     async def CheckConnection(
         self, request: pb.CheckConnectionRequest, context: grpc.aio.ServicerContext
@@ -48,6 +55,16 @@ class PolicyService(PolicyServiceServicer):
             limit = match.limits.max_message_size
             if request.declared_size > limit:
                 return "size", verdicts.too_big(limit)
+            if not request.mail_from:
+                # The null reverse path (bounces) is allowed; it is counted at DATA.
+                return "sender", verdicts.accept()
+            try:
+                domain = domain_of(request.mail_from)
+            except BadAddress as exc:
+                return "sender-syntax", verdicts.bad_sender(str(exc))
+            route = await self._routability.route(domain, match.limits.require_mx)
+            if route is not Route.ROUTABLE:
+                return "sender-domain", verdicts.sender_route(route, domain)
             return "sender", verdicts.accept()
 
         verdict, _ = await self._decide("sender", request.session, check)
@@ -59,7 +76,14 @@ class PolicyService(PolicyServiceServicer):
         async def check(match: Match) -> tuple[str, pb.Verdict]:
             limit = match.limits.max_recipients
             if request.accepted_recipients >= limit:
-                return "recipients", verdicts.tempfail(452, "4.5.3", f"Too many recipients (limit {limit})")
+                return "recipients", verdicts.too_many_recipients(limit)
+            try:
+                domain = domain_of(request.rcpt_to)
+            except BadAddress as exc:
+                return "recipient-syntax", verdicts.bad_recipient(str(exc))
+            route = await self._routability.route(domain, match.limits.require_mx)
+            if route is not Route.ROUTABLE:
+                return "recipient-domain", verdicts.recipient_route(route, domain)
             return "recipient", verdicts.accept()
 
         verdict, _ = await self._decide("recipient", request.session, check)
@@ -72,6 +96,15 @@ class PolicyService(PolicyServiceServicer):
             limit = match.limits.max_message_size
             if request.size > limit:
                 return "size", verdicts.too_big(limit)
+            # Last, so only a message about to get its 250 is counted.
+            rate = match.limits.rate_limit
+            try:
+                decision = await self._rate.count(rate_key(request.session), rate, request.session.queue_id)
+            except RedisError as exc:
+                log.error("rate counters unavailable", extra={"queue_id": request.session.queue_id, "error": str(exc)})
+                return "rate-store", verdicts.internal_error()
+            if not decision.accepted:
+                return "rate", verdicts.rate_limited(decision.count, format_duration(rate.per), decision.retry_after)
             return "message", verdicts.accept()
 
         verdict, _ = await self._decide("message", request.session, check)
@@ -92,8 +125,9 @@ class PolicyService(PolicyServiceServicer):
         check: Callable[[Match], Awaitable[tuple[str, pb.Verdict]]],
     ) -> tuple[pb.Verdict, Match | None]:
         """Every stage first checks the client network, then its own rule."""
-        match = self._index().lookup(session.client_ip)
+        match = None
         try:
+            match = self._index().lookup(session.client_ip)
             if match is None:
                 rule, verdict = "network", verdicts.relay_denied(session.client_ip)
             else:

@@ -1,0 +1,79 @@
+"""Messages per sliding window per customer host, kept in Redis for every replica.
+
+Each sender has a sorted set of the times (Redis server clock, milliseconds)
+of its accepted messages. One Lua script drops the times that left the
+window, counts what is left and, only when under the limit, adds this
+message: Redis runs scripts one at a time, so the limit holds exactly across
+any number of policy replicas, and a refused message is never counted.
+"""
+
+import math
+import secrets
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from smarthost.policy.v1 import policy_pb2 as pb
+
+from smarthost_policy.networks import parse_client_ip
+from smarthost_policy.policy_file import RateLimit
+
+KEY_PREFIX = "smarthost:rate:"
+
+# KEYS[1] the sender's window; ARGV limit, window (ms), a member unique to this message.
+# Returns {accepted (0/1), messages in the window, ms until the oldest one leaves it}.
+_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return {1, count + 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, count, tonumber(oldest[2]) + window - now}
+"""
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    accepted: bool
+    # Messages in the window, this one included when accepted.
+    count: int
+    # Seconds until a refused sender may send again (0 when accepted).
+    retry_after: int
+
+
+def rate_key(session: pb.Session) -> str:
+    """Whose window a message counts in: the SMTP AUTH user, else the client IP."""
+    if session.auth_user:
+        return f"{KEY_PREFIX}user:{session.auth_user}"
+    address = parse_client_ip(session.client_ip)
+    return f"{KEY_PREFIX}ip:{address if address is not None else session.client_ip}"
+
+
+def window_ms(limit: RateLimit) -> int:
+    """The window in whole milliseconds, at least one."""
+    return max(1, round(limit.per * 1000))
+
+
+def retry_after_seconds(milliseconds: int) -> int:
+    """Whole seconds to wait, rounded up so a retry then is never too early."""
+    return max(1, math.ceil(milliseconds / 1000))
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(_SCRIPT)
+
+    async def count(self, key: str, limit: RateLimit, message_id: str) -> RateDecision:
+        """Count one message in `key`'s window if it is under `limit`; refuse it otherwise."""
+        # EVALSHA, falling back to EVAL after a Redis restart emptied the script cache.
+        accepted, count, wait = await self._script(
+            keys=[key], args=[limit.messages, window_ms(limit), f"{message_id}:{secrets.token_hex(8)}"]
+        )
+        if accepted:
+            return RateDecision(True, int(count), 0)
+        return RateDecision(False, int(count), retry_after_seconds(int(wait)))
