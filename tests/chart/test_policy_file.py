@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import yaml
 from support.chart import CHART, Obj, Rendered
 
