@@ -14,10 +14,10 @@ import pytest
 from support.dns_responder import DnsResponder
 from support.dns_server import DnsServer
 from support.policy_zone import RECIPIENT, SENDER, policy_zone
-from support.ports import free_port, wait_for_port
+from support.ports import free_port
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
-from support.relay import BIN, Listener, Relay
+from support.relay import Listener, Relay
 from support.smtp_replies import data_status, status
 
 POLICY = """
@@ -59,27 +59,13 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         dns = DnsServer(group, workdir, policy_zone(servfail.port, silent.port), free_port())
         relay = Relay(group, workdir, redis_url=redis.url, dns=dns.address, delivery_port=25, policy=POLICY)
         policy = relay.start_policy(SMARTHOST_DNS_TIMEOUT=f"{DNS_TIMEOUT}s")
-        yield Stack(relay.start_ingress(policy), start_ipv6_ingress(group, relay, policy))
+        yield Stack(relay.start_ingress(policy), relay.start_ingress(policy, host="::1"))
     finally:
         group.stop_all()
         servfail.stop()
         silent.stop()
         if request.session.testsfailed > failed_before:
             print(group.logs())
-
-
-def start_ipv6_ingress(group: ProcessGroup, relay: Relay, policy: Listener) -> Listener:
-    """An ingress on [::1]; `free_port` probes its first host as IPv4, so IPv4 goes first."""
-    port, metrics = free_port("127.0.0.1", "::1"), free_port()
-    env = {
-        **relay.env,
-        "SMARTHOST_SMTP_LISTEN": f"[::1]:{port}",
-        "SMARTHOST_POLICY_ADDR": policy.address,
-        "SMARTHOST_METRICS_LISTEN": f"127.0.0.1:{metrics}",
-    }
-    process = group.start("ingress-ipv6", [str(BIN / "smarthost-ingress")], env)
-    wait_for_port("::1", port)
-    return Listener(process, "::1", port, metrics)
 
 
 def connect(listener: Listener, source: str | None = None) -> smtplib.SMTP:

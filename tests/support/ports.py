@@ -6,18 +6,22 @@ import time
 
 def free_port(*hosts: str) -> int:
     """A TCP port free on every one of `hosts` (default 127.0.0.1)."""
+    first, *rest = hosts or ("127.0.0.1",)
     for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind((hosts[0] if hosts else "127.0.0.1", 0))
+        with socket.socket(_family(first)) as probe:
+            probe.bind((first, 0))
             port = int(probe.getsockname()[1])
-        if all(_bindable(host, port) for host in hosts[1:]):
+        if all(_bindable(host, port) for host in rest):
             return port
     raise RuntimeError(f"no port free on all of {hosts}")
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def _bindable(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as probe:
+    with socket.socket(_family(host)) as probe:
         try:
             probe.bind((host, port))
         except OSError:
