@@ -13,18 +13,20 @@ from support.sinks import SinkHandler
 
 
 class StallingHandler(SinkHandler):
-    """Holds the first DATA for `stall` seconds before refusing it, as a hung MX would."""
+    """Holds the first DATA for `stall` seconds, as a hung MX would, then answers `answer` (None: accept)."""
 
-    def __init__(self, stall: float) -> None:
+    def __init__(self, stall: float, answer: str | None = None) -> None:
         super().__init__()
         self.stall = stall
+        self.answer = answer
         self.stalled = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if not self.stalled.is_set():
             self.stalled.set()
             await asyncio.sleep(self.stall)
-            return "451 4.3.0 stalled"
+            if self.answer:
+                return self.answer
         return await super().handle_DATA(server, session, envelope)
 
 

@@ -42,19 +42,20 @@ class MessageProcessor:
         self._settings = settings
 
     async def process(self, entry: Entry) -> None:
+        if entry.deliveries > self._settings.dead_letter_after and await self._queue.exists(entry.queue_id):
+            # Workers kept dying (or failing) on this entry: stop feeding it to
+            # them, before even reading it, as reading may be what fails.
+            reason = f"handed to workers {entry.deliveries} times without being settled"
+            await self._queue.dead_letter(entry, reason)
+            DEAD_LETTERED.inc()
+            log.error("message moved to the dead-letter stream", extra={"queue_id": entry.queue_id, "reason": reason})
+            return
         loaded = await self._queue.load(entry.queue_id)
         if loaded is None:
             log.info("message already settled or deleted", extra={"queue_id": entry.queue_id})
             await self._queue.drop_entry(entry)
             return
         record, body = loaded
-        if entry.deliveries > self._settings.dead_letter_after:
-            # Workers kept dying (or failing) on this entry: stop feeding it to them.
-            reason = f"handed to workers {entry.deliveries} times without being settled"
-            await self._queue.dead_letter(entry, reason)
-            DEAD_LETTERED.inc()
-            log.error("message moved to the dead-letter stream", extra={"queue_id": entry.queue_id, "reason": reason})
-            return
         failed = await self._attempt(record, body)
         now_ms = int(time.time() * 1000)
         expiry_ms = record.received_at_ms + int(self._settings.max_queue_lifetime * 1000)

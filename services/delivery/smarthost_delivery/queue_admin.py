@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from redis.asyncio import Redis
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 
@@ -169,7 +170,12 @@ async def _items(redis: Redis, ids: list[str]) -> list[QueuedItem]:
         if not isinstance(record, bytes):
             continue  # settled between the two reads
         state = "deferred" if score is not None else "dead" if queue_id in dead else "active"
-        items.append(QueuedItem(QueuedMessage.FromString(record), state, int(size), int(score or 0)))
+        try:
+            parsed = QueuedMessage.FromString(record)
+        except DecodeError:
+            # Shown rather than hidden: a corrupt record is exactly what an operator must see.
+            parsed, state = QueuedMessage(queue_id=queue_id), f"{state} (unreadable record)"
+        items.append(QueuedItem(parsed, state, int(size), int(score or 0)))
     return items
 
 

@@ -112,6 +112,9 @@ class DeliveryQueue:
     async def promote_due(self, now_ms: int, limit: int = 100) -> int:
         return int(await self._promote(keys=[DEFERRED_SET, READY_STREAM], args=[now_ms, limit]))
 
+    async def exists(self, queue_id: str) -> bool:
+        return bool(await self._redis.exists(message_key(queue_id)))
+
     async def load(self, queue_id: str) -> tuple[QueuedMessage, bytes] | None:
         record, body = await self._redis.hmget(message_key(queue_id), ["record", "body"])
         if not isinstance(record, bytes) or not isinstance(body, bytes):

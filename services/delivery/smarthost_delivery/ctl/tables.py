@@ -15,8 +15,8 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def age(ms: int) -> str:
-    """How long ago `ms` (Unix milliseconds) was, in whole seconds or larger units."""
-    return approx(time.time() - ms / 1000)
+    """How long ago `ms` (Unix milliseconds) was, in whole seconds or larger units; `-` when unknown."""
+    return approx(time.time() - ms / 1000) if ms else "-"
 
 
 def until(ms: int) -> str:
