@@ -12,7 +12,7 @@ import email
 import email.policy
 import subprocess
 import time
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 from redis.asyncio import Redis
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
@@ -59,12 +59,12 @@ BODY = (
 )
 
 
-def put(redis_url: str, mail_from: str, recipients: list[str], body: bytes = BODY, **fields: int) -> str:
+def put(redis_url: str, mail_from: str, recipients: list[str], body: bytes = BODY) -> str:
     """Queue a message as the ingress does; returns its queue id."""
-    return put_many(redis_url, [(mail_from, recipients, body)], **fields)[0]
+    return put_many(redis_url, [(mail_from, recipients, body)])[0]
 
 
-def put_many(redis_url: str, messages: list[tuple[str, list[str], bytes]], **fields: int) -> list[str]:
+def put_many(redis_url: str, messages: list[tuple[str, list[str], bytes]]) -> list[str]:
     async def run() -> list[str]:
         redis = Redis.from_url(redis_url)
         ids = []
@@ -78,7 +78,6 @@ def put_many(redis_url: str, messages: list[tuple[str, list[str], bytes]], **fie
                     helo="customer.test",
                     customer="loopback",
                     received_at_ms=int(time.time() * 1000),
-                    **fields,
                 )
                 await enqueue(redis, record, body)
                 ids.append(record.queue_id)
@@ -111,6 +110,19 @@ def parse(data: bytes) -> EmailMessage:
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     return message
+
+
+def report_parts(dsn: EmailMessage) -> tuple[str, list[Message], str]:
+    """The human text, the delivery-status blocks and the returned headers of a DSN."""
+    parts = dsn.get_payload()
+    assert isinstance(parts, list) and len(parts) == 3
+    human, status, headers = parts
+    assert isinstance(human, EmailMessage) and isinstance(status, EmailMessage) and isinstance(headers, EmailMessage)
+    assert status.get_content_type() == "message/delivery-status"
+    assert headers.get_content_type() == "text/rfc822-headers"
+    text, blocks, returned = human.get_content(), status.get_payload(), headers.get_payload()
+    assert isinstance(text, str) and isinstance(blocks, list) and isinstance(returned, str)
+    return text, [block for block in blocks if isinstance(block, Message)], returned
 
 
 # Delivery settings that make tests fast: short retries, quick takeover of a dead worker's entries.

@@ -6,6 +6,7 @@ import ssl
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -45,7 +46,7 @@ class TlsRecordingHandler(SinkHandler):
 class Peer:
     """An aiosmtpd server on `host:port` with the given handler."""
 
-    def __init__(self, handler: SinkHandler, host: str, port: int, **smtp: object) -> None:
+    def __init__(self, handler: SinkHandler, host: str, port: int, **smtp: Any) -> None:
         self.handler = handler
         self._controller = Controller(handler, hostname=host, port=port, server_hostname=f"peer-{host}", **smtp)
         self._controller.start()

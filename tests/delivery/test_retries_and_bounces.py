@@ -2,14 +2,13 @@
 
 import email.utils
 from collections.abc import Callable
-from email.message import EmailMessage, Message
 
 from support.redis_server import RedisServer
 from support.relay import Relay
 from support.sinks import SmtpSink
 from support.waiting import wait_until
 
-from delivery.helpers import FAST, parse, put, queue_is_empty
+from delivery.helpers import FAST, parse, put, queue_is_empty, report_parts
 
 
 def refuse_first(times: int, stage: str, reply: str, only: str = "") -> Callable[[str, str], str | None]:
@@ -23,15 +22,6 @@ def refuse_first(times: int, stage: str, reply: str, only: str = "") -> Callable
         return None
 
     return answer
-
-
-def report_parts(dsn: EmailMessage) -> tuple[str, list[Message], str]:
-    """The human text, the delivery-status blocks and the returned headers of a DSN."""
-    human, status, headers = dsn.get_payload()
-    assert isinstance(human, EmailMessage) and isinstance(status, EmailMessage) and isinstance(headers, EmailMessage)
-    assert status.get_content_type() == "message/delivery-status"
-    assert headers.get_content_type() == "text/rfc822-headers"
-    return human.get_content(), status.get_payload(), headers.get_payload()
 
 
 def test_data_refused_twice_with_451_is_delivered_once_after_retries(

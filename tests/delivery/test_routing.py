@@ -8,7 +8,7 @@ from support.relay import Relay
 from support.sinks import SmtpSink
 from support.waiting import wait_until
 
-from delivery.helpers import ALLOW_ALL_BUT_INTERNAL, BODY, FAST, HOSTS, parse, put, queue_is_empty
+from delivery.helpers import ALLOW_ALL_BUT_INTERNAL, BODY, FAST, HOSTS, parse, put, queue_is_empty, report_parts
 from delivery.peers import WireRecorder
 
 
@@ -67,8 +67,7 @@ def test_mx_on_an_internal_address_is_never_connected_to_and_bounces(
         line for line in delivery.process.log().splitlines() if "message deferred" in line and queue_id in line
     ]
     assert deferrals, "the message should have been deferred before it bounced"
-    dsn = parse(sender.messages[0].data)
-    status = dsn.get_payload()[1].get_payload()[1]
+    _, (_, status), _ = report_parts(parse(sender.messages[0].data))
     assert status["Action"] == "failed"
     assert "not a public address" in status["Diagnostic-Code"]
     assert "mx.internal.test [127.0.0.9]" in status["Diagnostic-Code"]

@@ -3,13 +3,14 @@
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from support.redis_server import RedisServer
 from support.relay import BIN, Relay
 from support.sinks import SmtpSink
 from support.waiting import wait_until
 
-from delivery.helpers import FAST, HOSTS, parse, put, queue_is_empty
+from delivery.helpers import FAST, HOSTS, parse, put, queue_is_empty, report_parts
 from delivery.peers import Peer, TlsRecordingHandler, WireRecorder, self_signed_context
 
 
@@ -56,13 +57,14 @@ def test_required_tls_refuses_a_peer_without_starttls(
     client = redis_server.client()
     try:
         wait_until(lambda: not client.exists(f"smarthost:msg:{queue_id}"), timeout=30, what="the bounce")
-        (dsn_id,) = client.zrange("smarthost:queue:index", 0, -1)
+        queued: Any = client.zrange("smarthost:queue:index", 0, -1)
+        (dsn_id,) = queued
         body = client.hget(f"smarthost:msg:{dsn_id.decode()}", "body")
     finally:
         client.close()
     assert plain.messages == []
     assert isinstance(body, bytes)
-    status = parse(body).get_payload()[1].get_payload()[1]
+    _, (_, status), _ = report_parts(parse(body))
     assert "TLS is required, but was not offered by mx.example.test" in status["Diagnostic-Code"]
 
 
