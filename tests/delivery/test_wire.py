@@ -83,3 +83,39 @@ def test_bad_settings_stop_the_worker_naming_the_variable(redis_server: RedisSer
         )
         assert result.returncode == 2
         assert f"configuration error: {name}:" in result.stderr
+
+
+def recorded(recorder: WireRecorder, count: int) -> Callable[[], bool]:
+    return lambda: len(recorder.data) == count
+
+
+def test_one_warm_connection_carries_consecutive_messages(
+    relay: Relay, redis_server: RedisServer, mx_port: int
+) -> None:
+    recorder = WireRecorder(HOSTS["wire.test"], mx_port)
+    try:
+        relay.start_delivery(**FAST, SMARTHOST_DELIVERY_CONNECTION_IDLE="30s")
+        for n in range(1, 4):
+            put(redis_server.url, "alice@sender.test", ["bob@wire.test"])
+            wait_until(recorded(recorder, n), timeout=30, what=f"message {n}")
+    finally:
+        recorder.stop()
+    assert recorder.connections == 1
+
+
+def test_a_message_above_the_destination_size_limit_bounces_without_data(
+    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer, mx_port: int
+) -> None:
+    recorder = WireRecorder(HOSTS["wire.test"], mx_port)
+    sender = sink_at("sender.test")
+    try:
+        relay.start_delivery(**FAST)
+        big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 1100
+        put(redis_server.url, "alice@sender.test", ["bob@wire.test"], big)
+        wait_until(lambda: len(sender.messages) == 1, timeout=30, what="DSN for the oversized message")
+    finally:
+        recorder.stop()
+    assert recorder.data == []
+    _, (_, status), _ = report_parts(parse(sender.messages[0].data))
+    assert status["Status"] == "5.3.4"
+    assert "exceeds the limit of 1000000" in status["Diagnostic-Code"]

@@ -53,7 +53,7 @@ async def send(connection: Connection, envelope: Envelope, body: bytes) -> dict[
 
     limit = _size_limit(client)
     if limit and len(body) > limit:
-        return everyone(552, f"5.3.4 message size {len(body)} exceeds the limit of {limit} of {remote}")
+        return everyone(552, f"5.3.4 message size {len(body)} exceeds the limit of {limit} at {remote}")
     options = [f"SIZE={len(body)}".encode()] if client.supports_extension("size") else []
     if not body.isascii() and client.supports_extension("8bitmime"):
         options.append(b"BODY=8BITMIME")
