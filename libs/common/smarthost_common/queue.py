@@ -2,18 +2,24 @@
 
 Each message is a hash `smarthost:msg:<queue id>` holding the protobuf record
 and the raw message bytes; the ready stream carries only queue ids, so a
-message's bytes are written once however often it is retried.
+message's bytes are written once however often it is retried. The index holds
+every queued message by arrival time, so operators can list the queue and see
+its oldest message without scanning keys.
 """
 
 import secrets
 import time
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
 READY_STREAM = "smarthost:queue:ready"
 DELIVERY_GROUP = "delivery"
 DEFERRED_SET = "smarthost:queue:deferred"
+# Entries whose delivery kept crashing workers, parked for an operator.
+DEAD_STREAM = "smarthost:queue:dead"
+QUEUE_INDEX = "smarthost:queue:index"
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -35,6 +41,12 @@ async def enqueue(redis: Redis, record: QueuedMessage, body: bytes) -> None:
     without its bytes, nor stored where no worker will find it.
     """
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(message_key(record.queue_id), mapping={"record": record.SerializeToString(), "body": body})
-        pipe.xadd(READY_STREAM, {"id": record.queue_id})
+        add_to_queue(pipe, record, body)
         await pipe.execute()
+
+
+def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes) -> None:
+    """The commands of `enqueue`, for callers that settle other things in the same MULTI."""
+    pipe.hset(message_key(record.queue_id), mapping={"record": record.SerializeToString(), "body": body})
+    pipe.zadd(QUEUE_INDEX, {record.queue_id: record.received_at_ms})
+    pipe.xadd(READY_STREAM, {"id": record.queue_id})

@@ -3,7 +3,7 @@
 import os
 import socket
 from ipaddress import IPv4Network, IPv6Network
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_settings import NoDecode
@@ -30,9 +30,21 @@ class DeliverySettings(ServiceSettings):
     max_queue_lifetime: Duration = Field(default=5 * 86400, gt=0)
     # Messages one worker process delivers at once.
     delivery_concurrency: int = Field(default=10, gt=0)
-    # Per SMTP stage, as RFC 5321 4.5.3.2 suggests, but shorter for DATA.
+    # Per SMTP command and for the end of DATA, as RFC 5321 4.5.3.2 suggests.
     delivery_timeout: Duration = Field(default=300.0, gt=0)
-    # A pending stream entry idle this long belongs to a dead worker.
+    # TCP connect plus the greeting, per MX address (Postfix: 30s).
+    delivery_connect_timeout: Duration = Field(default=30.0, gt=0)
+    # `opportunistic`: STARTTLS when offered; `required`: never send in clear.
+    delivery_tls: Literal["opportunistic", "required"] = "opportunistic"
+    # How long an idle connection to an MX is kept for the next message; 0 = never reused.
+    delivery_connection_idle: Duration = Field(default=5.0, ge=0)
+    # Open SMTP transactions per destination domain across all pods.
+    destination_concurrency: int = Field(default=20, gt=0)
+    # Send a delay notice when a message has waited this long; 0 = never.
+    delay_warning: Duration = Field(default=4 * 3600, ge=0)
+    # A worker refreshes its claim on what it delivers; an entry idle this long belongs to a dead worker.
     claim_idle: Duration = Field(default=600.0, gt=0)
+    # Deliveries of one stream entry (workers crashing on it) before it is dead-lettered.
+    dead_letter_after: int = Field(default=5, gt=1)
     metrics_listen: HostPort = "0.0.0.0:9102"
     consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"

@@ -15,7 +15,12 @@ class TemporaryDnsError(Exception):
 
 
 class PermanentDnsError(Exception):
-    """NXDOMAIN, null MX: this domain does not take mail."""
+    """NXDOMAIN, null MX: this domain does not take mail; carries the reply to report."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -36,13 +41,13 @@ class MxResolver:
         try:
             answer = await self._resolver.resolve(domain, "MX")
         except dns.resolver.NXDOMAIN as exc:
-            raise PermanentDnsError(f"domain {domain} does not exist") from exc
+            raise PermanentDnsError(550, f"5.1.2 domain {domain} does not exist") from exc
         except dns.resolver.NoAnswer:
             return [MxHost(0, domain)]
         except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
             raise TemporaryDnsError(f"MX lookup for {domain} failed: {exc.__class__.__name__}") from exc
         if any(record.exchange == dns.name.root for record in answer):
-            raise PermanentDnsError(f"domain {domain} accepts no mail (null MX)")
+            raise PermanentDnsError(556, f"5.1.10 domain {domain} accepts no mail (null MX, RFC 7505)")
         hosts = [MxHost(record.preference, record.exchange.to_text(omit_final_dot=True)) for record in answer]
         random.shuffle(hosts)
         return sorted(hosts, key=lambda host: host.preference)

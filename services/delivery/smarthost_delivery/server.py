@@ -11,6 +11,9 @@ from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.settings import load_settings
 from smarthost_delivery.config import DeliverySettings
+from smarthost_delivery.connections import ConnectionPool, ConnectSettings
+from smarthost_delivery.limiter import DestinationLimiter
+from smarthost_delivery.processor import MessageProcessor
 from smarthost_delivery.queue_ops import DeliveryQueue
 from smarthost_delivery.resolver import MxResolver
 from smarthost_delivery.routing import AddressPolicy
@@ -24,25 +27,38 @@ DNS_TIMEOUT = 10.0
 
 async def serve(settings: DeliverySettings) -> None:
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
+    pool = ConnectionPool(settings.delivery_connection_idle)
     transport = DomainTransport(
         MxResolver(make_resolver(settings.dns_servers, DNS_TIMEOUT)),
         AddressPolicy(settings.delivery_allow_networks),
-        port=settings.delivery_port,
-        hostname=settings.hostname,
-        timeout=settings.delivery_timeout,
+        pool,
+        # Waiting for a busy destination's slot is bounded like any SMTP stage.
+        DestinationLimiter(redis, settings.destination_concurrency, wait=settings.delivery_timeout),
+        ConnectSettings(
+            port=settings.delivery_port,
+            hostname=settings.hostname,
+            tls=settings.delivery_tls,
+            connect_timeout=settings.delivery_connect_timeout,
+            command_timeout=settings.delivery_timeout,
+        ),
     )
-    worker = Worker(DeliveryQueue(redis, settings.consumer_name), transport, settings)
+    queue = DeliveryQueue(redis, settings.consumer_name)
+    worker = Worker(redis, queue, MessageProcessor(queue, transport, settings), pool, settings)
     probes = HealthServer(settings.metrics_listen)
     probes.start()
     probes.ready = True
 
     stop = asyncio.Event()
+
+    def drain() -> None:
+        probes.ready = False
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, drain)
     log.info("delivery started", extra={"consumer": settings.consumer_name})
     await worker.run(stop)
-    probes.ready = False
     await redis.aclose()
     probes.stop()
     log.info("delivery stopped")

@@ -1,0 +1,32 @@
+"""`smarthostctl`: what operators ask of the relay, one subcommand area per concern (`queue` ...)."""
+
+import argparse
+import asyncio
+
+from redis.asyncio import Redis
+
+from smarthost_common.settings import ServiceSettings, load_settings
+from smarthost_delivery.ctl import queue_cmds
+
+
+class CtlSettings(ServiceSettings):
+    metrics_listen: str = "127.0.0.1:0"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="smarthostctl", description="Inspect and manage the smarthost relay")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    areas = parser.add_subparsers(dest="area", required=True, metavar="AREA")
+    queue_cmds.register(areas)
+    args = parser.parse_args(argv)
+    settings = load_settings(CtlSettings)
+
+    async def run() -> int:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
+        try:
+            code: int = await args.handler(redis, args, settings)
+            return code
+        finally:
+            await redis.aclose()
+
+    raise SystemExit(asyncio.run(run()))

@@ -1,0 +1,25 @@
+"""Prometheus metrics of the delivery worker; labels are bounded sets, never an address or domain."""
+
+from prometheus_client import Counter, Gauge
+
+ATTEMPTS = Counter("smarthost_delivery_attempts_total", "Delivery attempts per recipient by result", ["result"])
+BOUNCES = Counter(
+    "smarthost_delivery_bounces_total", "Recipients given up on, by bounce_rules.toml category", ["category"]
+)
+DSNS = Counter("smarthost_delivery_dsns_total", "Delivery status notifications queued, by action", ["action"])
+DROPPED = Counter(
+    "smarthost_delivery_dropped_total",
+    "Messages or recipients dropped without delivery or DSN, by reason (each also logged with its queue id)",
+    ["reason"],
+)
+CONNECTIONS = Counter(
+    "smarthost_delivery_connections_total", "SMTP connections used, by whether reused and TLS", ["reused", "tls"]
+)
+DESTINATION_WAITS = Counter(
+    "smarthost_delivery_destination_limit_waits_total", "Transactions that waited for a destination's concurrency slot"
+)
+CLAIMED = Counter("smarthost_queue_claimed_total", "Stream entries taken over from a worker that stopped answering")
+DEAD_LETTERED = Counter("smarthost_queue_dead_lettered_total", "Messages moved to the dead-letter stream")
+QUEUE_MESSAGES = Gauge(
+    "smarthost_queue_messages", "Messages in the queue by state, as one worker last saw it", ["state"]
+)

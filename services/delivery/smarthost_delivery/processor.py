@@ -1,0 +1,167 @@
+"""One delivery attempt of one queued message, and what follows: finish, defer, bounce, warn."""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
+
+from smarthost_common.durations import format_duration
+from smarthost_delivery.classify import classify
+from smarthost_delivery.config import DeliverySettings
+from smarthost_delivery.dsn import Action, Report, build_dsn
+from smarthost_delivery.metrics import ATTEMPTS, BOUNCES, DEAD_LETTERED, DROPPED, DSNS
+from smarthost_delivery.queue_ops import DeliveryQueue, Entry
+from smarthost_delivery.retry import next_wait
+from smarthost_delivery.smtp_transaction import Outcome
+from smarthost_delivery.transport import Destination, DomainTransport
+
+log = logging.getLogger("smarthost.delivery")
+
+Dsn = tuple[QueuedMessage, bytes]
+
+
+def recipient_domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def destinations(record: QueuedMessage) -> list[Destination]:
+    """Recipients still to deliver, one group (one SMTP transaction) per domain."""
+    by_domain: dict[str, list[str]] = defaultdict(list)
+    for rcpt in record.recipients:
+        if not rcpt.done:
+            by_domain[recipient_domain(rcpt.address)].append(rcpt.address)
+    return [Destination(domain, recipients) for domain, recipients in by_domain.items()]
+
+
+class MessageProcessor:
+    def __init__(self, queue: DeliveryQueue, transport: DomainTransport, settings: DeliverySettings) -> None:
+        self._queue = queue
+        self._transport = transport
+        self._settings = settings
+
+    async def process(self, entry: Entry) -> None:
+        if entry.deliveries > self._settings.dead_letter_after and await self._queue.exists(entry.queue_id):
+            # Workers kept dying (or failing) on this entry: stop feeding it to
+            # them, before even reading it, as reading may be what fails.
+            reason = f"handed to workers {entry.deliveries} times without being settled"
+            await self._queue.dead_letter(entry, reason)
+            DEAD_LETTERED.inc()
+            log.error("message moved to the dead-letter stream", extra={"queue_id": entry.queue_id, "reason": reason})
+            return
+        loaded = await self._queue.load(entry.queue_id)
+        if loaded is None:
+            log.info("message already settled or deleted", extra={"queue_id": entry.queue_id})
+            await self._queue.drop_entry(entry)
+            return
+        record, body = loaded
+        failed = await self._attempt(record, body)
+        now_ms = int(time.time() * 1000)
+        expiry_ms = record.received_at_ms + int(self._settings.max_queue_lifetime * 1000)
+        dsns: list[Dsn] = []
+        expired = now_ms >= expiry_ms
+        if expired:
+            for rcpt in record.recipients:
+                if not rcpt.done:
+                    rcpt.done = rcpt.bounced = True
+                    failed.append(rcpt)
+        if failed:
+            reason = f"the queue lifetime of {format_duration(self._settings.max_queue_lifetime)} passed"
+            dsns += self._report(record, body, "failed", failed, reason if expired else "")
+        if all(rcpt.done for rcpt in record.recipients):
+            await self._queue.finish(entry, dsns)
+            log.info("message settled", extra={"queue_id": record.queue_id, "attempts": record.attempts})
+            return
+        wait = next_wait(self._settings.retry_schedule, record.attempts)
+        # One last attempt when the lifetime runs out, not a wait beyond it.
+        record.next_attempt_ms = min(now_ms + int(wait * 1000), expiry_ms)
+        warning = self._settings.delay_warning
+        if warning and not record.delay_warned and now_ms - record.received_at_ms >= warning * 1000:
+            pending = [rcpt for rcpt in record.recipients if not rcpt.done]
+            dsns += self._report(record, body, "delayed", pending, retry_until_ms=expiry_ms)
+            record.delay_warned = True
+        await self._queue.defer(entry, record, dsns)
+        log.info(
+            "message deferred",
+            extra={
+                "queue_id": record.queue_id,
+                "wait_s": (record.next_attempt_ms - now_ms) / 1000,
+                "attempts": record.attempts,
+            },
+        )
+
+    async def _attempt(self, record: QueuedMessage, body: bytes) -> list[Recipient]:
+        """Every domain at once; each recipient's result is written into the record.
+
+        Returns the recipients that failed permanently in this attempt.
+        """
+        groups = destinations(record)
+        results = await asyncio.gather(
+            *(self._transport.deliver(destination, record.mail_from, body) for destination in groups)
+        )
+        outcomes: dict[str, Outcome] = {}
+        for result in results:
+            outcomes.update(result)
+        record.attempts += 1
+        record.last_attempt_ms = int(time.time() * 1000)
+        bounced: list[Recipient] = []
+        for rcpt in record.recipients:
+            outcome = outcomes.get(rcpt.address)
+            if outcome is None or rcpt.done:
+                continue
+            verdict = "delivered" if outcome.delivered else "bounced" if outcome.permanent else "deferred"
+            ATTEMPTS.labels(result=verdict).inc()
+            log.info(
+                "delivery attempt",
+                extra={
+                    "queue_id": record.queue_id,
+                    "to": rcpt.address,
+                    "result": verdict,
+                    "remote": outcome.remote,
+                    "reply": outcome.reply,
+                    "attempt": record.attempts,
+                },
+            )
+            rcpt.remote_mta = outcome.remote
+            rcpt.last_error = "" if outcome.delivered else outcome.reply
+            rcpt.done = outcome.delivered or outcome.permanent
+            rcpt.bounced = outcome.permanent
+            if outcome.permanent:
+                bounced.append(rcpt)
+        return bounced
+
+    def _report(
+        self,
+        record: QueuedMessage,
+        body: bytes,
+        action: Action,
+        recipients: list[Recipient],
+        reason: str = "",
+        retry_until_ms: int = 0,
+    ) -> list[Dsn]:
+        if action == "failed":
+            for rcpt in recipients:
+                BOUNCES.labels(category=classify(rcpt.last_error).category).inc()
+        if not record.mail_from:
+            # RFC 3464 / RFC 5321 6.1: never a DSN about a DSN (sender <>).
+            for rcpt in recipients:
+                if action == "failed":
+                    DROPPED.labels(reason="bounce_without_sender").inc()
+                    log.warning(
+                        "undeliverable message from <> dropped without DSN",
+                        extra={"queue_id": record.queue_id, "to": rcpt.address, "error": rcpt.last_error},
+                    )
+            return []
+        dsn = build_dsn(record, body, Report(action, recipients, reason, retry_until_ms), self._settings.hostname)
+        DSNS.labels(action=action).inc()
+        log.info(
+            "DSN queued",
+            extra={
+                "queue_id": record.queue_id,
+                "dsn_queue_id": dsn[0].queue_id,
+                "action": action,
+                "nrcpt": len(recipients),
+            },
+        )
+        return [dsn]

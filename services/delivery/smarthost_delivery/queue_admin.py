@@ -1,0 +1,188 @@
+"""What operators do to the queue: count, list, show, retry, delete (the logic under `smarthostctl queue`)."""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from redis.asyncio import Redis
+from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
+
+from smarthost_common.queue import (
+    DEAD_STREAM,
+    DEFERRED_SET,
+    DELIVERY_GROUP,
+    QUEUE_INDEX,
+    READY_STREAM,
+    add_to_queue,
+    message_key,
+)
+from smarthost_delivery.dsn import Report, build_dsn
+
+# Moves a deferred or dead-lettered message to the ready stream; says where it was.
+# KEYS: message, deferred set, ready stream, dead stream; ARGV: queue id.
+RETRY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[1])
+  return 'deferred'
+end
+local found = false
+for _, entry in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' and fields[i + 1] == ARGV[1] then
+      redis.call('XDEL', KEYS[4], entry[1])
+      found = true
+    end
+  end
+end
+if found then
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[1])
+  return 'dead'
+end
+return 'active'
+"""
+
+# Removes a message from every place it can be. A worker delivering it right
+# now finds it gone when it settles, and does not bring it back.
+# KEYS: message, deferred set, queue index, dead stream; ARGV: queue id.
+DELETE = """
+local existed = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+for _, entry in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' and fields[i + 1] == ARGV[1] then redis.call('XDEL', KEYS[4], entry[1]) end
+  end
+end
+return existed
+"""
+
+OPERATOR_DELETED = "554 5.0.0 deleted from the queue by an operator"
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    ready: int
+    in_flight: int
+    deferred: int
+    dead: int
+    total: int
+    # Seconds since the oldest queued message arrived; 0 for an empty queue.
+    oldest_age_s: float
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    record: QueuedMessage
+    # active (ready or being delivered), deferred (waiting for its next attempt) or dead.
+    state: str
+    size: int
+    # When a deferred message is next tried, Unix ms; 0 otherwise.
+    next_attempt_ms: int
+
+
+async def counts(redis: Redis) -> QueueCounts:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(READY_STREAM)
+        pipe.zcard(DEFERRED_SET)
+        pipe.xlen(DEAD_STREAM)
+        pipe.zcard(QUEUE_INDEX)
+        pipe.zrange(QUEUE_INDEX, 0, 0, withscores=True)
+        ready, deferred, dead, total, oldest = await pipe.execute()
+    in_flight = 0
+    if ready:
+        groups: Any = await redis.xinfo_groups(READY_STREAM)
+        in_flight = sum(int(group["pending"]) for group in groups if _text(group["name"]) == DELIVERY_GROUP)
+    age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else 0.0
+    return QueueCounts(ready - in_flight, in_flight, deferred, dead, total, age)
+
+
+async def list_messages(redis: Redis, limit: int) -> list[QueuedItem]:
+    """The oldest `limit` messages, oldest first."""
+    found: Any = await redis.zrange(QUEUE_INDEX, 0, limit - 1)
+    ids = [_text(queue_id) for queue_id in found]
+    return await _items(redis, ids)
+
+
+async def show(redis: Redis, queue_id: str) -> tuple[QueuedItem, bytes] | None:
+    items = await _items(redis, [queue_id])
+    body = await redis.hget(message_key(queue_id), "body")
+    if not items or not isinstance(body, bytes):
+        return None
+    return items[0], body
+
+
+async def retry(redis: Redis, queue_id: str) -> str:
+    """Where the message was: deferred, dead, active (nothing to do) or missing."""
+    script = redis.register_script(RETRY)
+    where = await script(keys=[message_key(queue_id), DEFERRED_SET, READY_STREAM, DEAD_STREAM], args=[queue_id])
+    return _text(where)
+
+
+async def retry_all(redis: Redis) -> dict[str, str]:
+    found: Any = await redis.zrange(DEFERRED_SET, 0, -1)
+    deferred = [_text(queue_id) for queue_id in found]
+    return {queue_id: await retry(redis, queue_id) for queue_id in deferred + await _dead_ids(redis)}
+
+
+async def delete(redis: Redis, queue_id: str, *, bounce: bool, hostname: str) -> tuple[bool, str]:
+    """Remove a message; with `bounce`, queue a DSN for its undelivered recipients in the same MULTI.
+
+    Returns whether it existed and the queue id of the DSN ("" when none).
+    """
+    found = await show(redis, queue_id)
+    dsn: tuple[QueuedMessage, bytes] | None = None
+    if found and bounce:
+        item, body = found
+        pending = [
+            Recipient(address=rcpt.address, last_error=rcpt.last_error or OPERATOR_DELETED, remote_mta=rcpt.remote_mta)
+            for rcpt in item.record.recipients
+            if not rcpt.done
+        ]
+        if pending and item.record.mail_from:
+            report = Report("failed", pending, "an operator deleted the message from the queue")
+            dsn = build_dsn(item.record, body, report, hostname)
+    script = redis.register_script(DELETE)
+    async with redis.pipeline(transaction=True) as pipe:
+        if dsn:
+            add_to_queue(pipe, *dsn)
+        await script(keys=[message_key(queue_id), DEFERRED_SET, QUEUE_INDEX, DEAD_STREAM], args=[queue_id], client=pipe)
+        *_, existed = await pipe.execute()
+    return bool(existed), dsn[0].queue_id if dsn and existed else ""
+
+
+async def _items(redis: Redis, ids: list[str]) -> list[QueuedItem]:
+    if not ids:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue_id in ids:
+            pipe.hget(message_key(queue_id), "record")
+            pipe.hstrlen(message_key(queue_id), "body")
+        pipe.zmscore(DEFERRED_SET, ids)
+        *fields, scores = await pipe.execute()
+    dead = set(await _dead_ids(redis))
+    items = []
+    for index, queue_id in enumerate(ids):
+        record, size, score = fields[2 * index], fields[2 * index + 1], scores[index]
+        if not isinstance(record, bytes):
+            continue  # settled between the two reads
+        state = "deferred" if score is not None else "dead" if queue_id in dead else "active"
+        try:
+            parsed = QueuedMessage.FromString(record)
+        except DecodeError:
+            # Shown rather than hidden: a corrupt record is exactly what an operator must see.
+            parsed, state = QueuedMessage(queue_id=queue_id), f"{state} (unreadable record)"
+        items.append(QueuedItem(parsed, state, int(size), int(score or 0)))
+    return items
+
+
+async def _dead_ids(redis: Redis) -> list[str]:
+    entries: Any = await redis.xrange(DEAD_STREAM)
+    return [_text(fields[b"id"]) for _, fields in entries]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

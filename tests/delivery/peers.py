@@ -1,0 +1,117 @@
+"""SMTP peers the shared sinks do not cover: a stalling MX, a TLS MX, and a raw wire recorder."""
+
+import asyncio
+import socketserver
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from support.sinks import SinkHandler
+
+
+class StallingHandler(SinkHandler):
+    """Holds the first DATA for `stall` seconds, as a hung MX would, then answers `answer` (None: accept)."""
+
+    def __init__(self, stall: float, answer: str | None = None) -> None:
+        super().__init__()
+        self.stall = stall
+        self.answer = answer
+        self.stalled = threading.Event()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.sleep(self.stall)
+            if self.answer:
+                return self.answer
+        return await super().handle_DATA(server, session, envelope)
+
+
+class TlsRecordingHandler(SinkHandler):
+    """Remembers, per message, whether it arrived over TLS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.over_tls: list[bool] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.over_tls.append(session.ssl is not None)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class Peer:
+    """An aiosmtpd server on `host:port` with the given handler."""
+
+    def __init__(self, handler: SinkHandler, host: str, port: int, **smtp: Any) -> None:
+        self.handler = handler
+        self._controller = Controller(handler, hostname=host, port=port, server_hostname=f"peer-{host}", **smtp)
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def self_signed_context(directory: Path, name: str) -> ssl.SSLContext:
+    cert, key = directory / "peer.crt", directory / "peer.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class WireRecorder:
+    """A minimal SMTP server that keeps the exact bytes sent after DATA, before any unstuffing.
+
+    It also counts connections, so a test can prove the relay never connected.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.connections = 0
+        self.data: list[bytes] = []
+        recorder = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                recorder.connections += 1
+                self.request.settimeout(30)
+                self.wfile.write(b"220 wire ESMTP\r\n")
+                while line := self.rfile.readline(1000):
+                    verb = line[:4].upper()
+                    if verb == b"EHLO":
+                        self.wfile.write(b"250-wire\r\n250-8BITMIME\r\n250 SIZE 1000000\r\n")
+                    elif verb == b"DATA":
+                        self.wfile.write(b"354 go ahead\r\n")
+                        raw = b""
+                        while not raw.endswith(b"\r\n.\r\n"):
+                            chunk = self.rfile.readline(100000)
+                            if not chunk:
+                                return
+                            raw += chunk
+                        recorder.data.append(raw)
+                        self.wfile.write(b"250 2.0.0 recorded\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self._server = socketserver.ThreadingTCPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
