@@ -28,7 +28,7 @@ def new_queue_id() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(75, -1, -5))
 
 
-async def enqueue(redis: Redis, record: QueuedMessage, body: bytes) -> None:
+async def enqueue(redis: Redis, record: QueuedMessage, body: bytes | bytearray) -> None:
     """Store the message and announce it to delivery in one MULTI/EXEC.
 
     Either both happen or neither does, so a message is never announced
