@@ -12,6 +12,7 @@ from smarthost.policy.v1.policy_pb2_grpc import add_PolicyServiceServicer_to_ser
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.settings import load_settings
+from smarthost_policy.auth import Users
 from smarthost_policy.config import PolicySettings
 from smarthost_policy.customers import CustomerIndex
 from smarthost_policy.policy_file import PolicyFile, load_policy
@@ -44,8 +45,9 @@ def initial_policy(settings: PolicySettings) -> PolicyFile:
 async def serve(settings: PolicySettings) -> None:
     policy = initial_policy(settings)
     index = CustomerIndex(policy)
+    users = Users(policy)
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    add_PolicyServiceServicer_to_server(PolicyService(lambda: index), server)
+    add_PolicyServiceServicer_to_server(PolicyService(lambda: index, lambda: users), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if not server.add_insecure_port(settings.policy_listen):

@@ -14,6 +14,7 @@ from smarthost.policy.v1 import policy_pb2 as pb
 from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceServicer
 
 from smarthost_policy import verdicts
+from smarthost_policy.auth import Users, authenticate
 from smarthost_policy.customers import CustomerIndex, Match
 
 log = logging.getLogger("smarthost.policy")
@@ -24,9 +25,10 @@ Request = TypeVar("Request")
 
 
 class PolicyService(PolicyServiceServicer):
-    def __init__(self, index: Callable[[], CustomerIndex]) -> None:
-        # A callable, so a reloaded policy is seen by the next request.
+    def __init__(self, index: Callable[[], CustomerIndex], users: Callable[[], Users]) -> None:
+        # Callables, so a reloaded policy is seen by the next request.
         self._index = index
+        self._users = users
 
     async def CheckConnection(
         self, request: pb.CheckConnectionRequest, context: grpc.aio.ServicerContext
@@ -80,10 +82,10 @@ class PolicyService(PolicyServiceServicer):
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
-        # No customer has submission credentials yet: every login fails.
-        log.info("authentication failed", extra={"client_ip": request.session.client_ip, "user": request.username})
-        DECISIONS.labels(check="auth", verdict="reject").inc()
-        return pb.AuthenticateResponse(verdict=verdicts.reject(535, "5.7.8", "Authentication credentials invalid"))
+        response = await authenticate(self._users(), request)
+        outcome = pb.Action.Name(response.verdict.action).removeprefix("ACTION_").lower()
+        DECISIONS.labels(check="auth", verdict=outcome).inc()
+        return response
 
     async def _decide(
         self,
@@ -91,8 +93,11 @@ class PolicyService(PolicyServiceServicer):
         session: pb.Session,
         check: Callable[[Match], Awaitable[tuple[str, pb.Verdict]]],
     ) -> tuple[pb.Verdict, Match | None]:
-        """Every stage first checks the client network, then its own rule."""
-        match = self._index().lookup(session.client_ip)
+        """Every stage first checks the client network (or its SMTP AUTH user), then its own rule."""
+        if session.auth_user:
+            match = self._users().lookup(session.auth_user)
+        else:
+            match = self._index().lookup(session.client_ip)
         try:
             if match is None:
                 rule, verdict = "network", verdicts.relay_denied(session.client_ip)
