@@ -32,7 +32,7 @@ from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
 from smarthost_ingress.data import GROWTH_STEP, MessageAssembler, Outcome
 from smarthost_ingress.limits import ConnectionLimits, MemoryBudget, Reservation
-from smarthost_ingress.proxy import ProxyTrust, looks_like_proxy_header, proxied_client
+from smarthost_ingress.proxy import HeaderSniffer, ProxyTrust, proxied_client
 from smarthost_ingress.replies import (
     NO_MEMORY,
     SHUTTING_DOWN,
@@ -191,6 +191,15 @@ class RelaySMTP(SMTP):
     # --- the command loop -----------------------------------------------
 
     async def _handle_client(self) -> None:
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            # The client went away (EOF) or the session was closed: the
+            # half-closed transport must be closed for connection_lost to run.
+            self._close()
+            raise
+
+    async def _serve(self) -> None:
         session = self._relay_session()
         peer = session.peer
         peer_ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
@@ -217,7 +226,7 @@ class RelaySMTP(SMTP):
         metrics.CONNECTIONS.labels(listener=self._listener, outcome="accepted").inc()
         await self._push_raw(f"220 {self.hostname} {self.__ident__}")
         # A client that is not a trusted load balancer must not send a PROXY header.
-        first_line = not self._shared.proxy.trusted(peer_ip)
+        sniffer = None if self._shared.proxy.trusted(peer_ip) else HeaderSniffer()
         while self.transport is not None:
             if self._shared.sessions.draining and not self._in_transaction():
                 self._say_and_close(SHUTTING_DOWN)
@@ -229,11 +238,10 @@ class RelaySMTP(SMTP):
             self._awaiting_command = True
             line = await self._read_command()
             self._awaiting_command = False
-            if first_line and line is not None and looks_like_proxy_header(line):
+            if sniffer and line is not None and sniffer.proxy_header(line):
                 log.warning("PROXY header from an untrusted peer: connection dropped", extra={"peer": peer_ip})
                 self._close()
                 return
-            first_line = False
             try:
                 await self._command(line)
             except (ConnectionError, TLSSetupException) as error:

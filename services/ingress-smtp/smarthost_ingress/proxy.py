@@ -46,6 +46,23 @@ def proxied_client(data: ProxyData, peer_ip: str) -> str | None:
     return str(address) if address is not None else None
 
 
-def looks_like_proxy_header(first_line: bytes) -> bool:
-    """Whether a client's first line is the start of a PROXY v1 or v2 header."""
-    return first_line.startswith(b"PROXY ") or V2_SIGNATURE.startswith(first_line)
+class HeaderSniffer:
+    """Spots a PROXY header at the start of a connection from an untrusted peer.
+
+    A v1 header is one line starting `PROXY `; v2's signature reads as the
+    lines CRLF, CRLF, NUL CRLF, `QUIT` LF, so the first lines are watched
+    until they can no longer be its start.
+    """
+
+    def __init__(self) -> None:
+        self._head: bytes | None = b""
+
+    def proxy_header(self, line: bytes) -> bool:
+        if self._head is None:
+            return False
+        self._head += line
+        if self._head.startswith(b"PROXY ") or self._head.startswith(V2_SIGNATURE):
+            return True
+        if not V2_SIGNATURE.startswith(self._head):
+            self._head = None
+        return False
