@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from support.ingress_stack import Ingress, IngressStack
 from support.smtp_wire import Wire
 
+VERBS = [b"EHLO", b"HELO", b"MAIL FROM:", b"RCPT TO:", b"RSET", b"NOOP", b"VRFY", b"HELP", b"EXPN"]
+
 
 def assert_next_session_works(stack: IngressStack, ingress: Ingress) -> None:
     assert ingress.process.alive()

@@ -10,7 +10,7 @@ from pathlib import Path
 import trustme
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
-from smarthost_common.queue import READY_STREAM
+from smarthost_common.queue import READY_STREAM, message_key
 from support.dns_server import DnsServer, a, mx, null_mx
 from support.ports import free_port, wait_for_port
 from support.processes import Process, ProcessGroup
@@ -93,10 +93,14 @@ customers:
         """Every message in the queue, oldest first."""
         client = self.redis.client()
         messages = []
-        for _, fields in client.xrange(READY_STREAM):
-            queue_id = fields[b"id"].decode()
-            stored = client.hgetall(f"smarthost:msg:{queue_id}")
-            messages.append((QueuedMessage.FromString(stored[b"record"]), stored[b"body"]))
+        for _, fields in client.xrange(READY_STREAM) or []:
+            assert fields is not None
+            queue_id = fields[b"id"]
+            assert isinstance(queue_id, bytes)
+            stored = client.hgetall(message_key(queue_id.decode()))
+            record, body = stored[b"record"], stored[b"body"]
+            assert isinstance(record, bytes) and isinstance(body, bytes)
+            messages.append((QueuedMessage.FromString(record), body))
         return messages
 
     def clear(self) -> None:
