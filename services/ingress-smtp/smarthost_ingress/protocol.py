@@ -244,7 +244,13 @@ class RelaySMTP(SMTP):
                 return
             try:
                 await self._command(line)
-            except (ConnectionError, TLSSetupException) as error:
+            except TLSSetupException as error:
+                log.info("TLS handshake failed", extra={"client_ip": client_ip, "error": repr(error.__cause__)})
+                self._close()
+                # The TLS layer never connected us, so it will not report the loss: do it here.
+                self.connection_lost(error)
+                return
+            except ConnectionError as error:
                 log.info("session ended", extra={"client_ip": client_ip, "error": repr(error)})
                 self._close()
                 return
