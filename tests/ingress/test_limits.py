@@ -92,7 +92,7 @@ def peak_rss(pid: int) -> int:
 
 
 def test_concurrent_large_transfers_stay_within_the_memory_budget(stack: IngressStack) -> None:
-    budget = 32 * MiB
+    budget = 56 * MiB
     ingress = stack.start_ingress(SMARTHOST_DATA_MEMORY_LIMIT=str(budget), SMARTHOST_DATA_MEMORY_WAIT="0s")
     baseline = peak_rss(ingress.process.pid)
     size, clients = 12 * MiB, 6
@@ -126,5 +126,6 @@ def test_concurrent_large_transfers_stay_within_the_memory_budget(stack: Ingress
     # Some fit in the budget; the others were told to come back later, not lost.
     assert set(codes) <= {250, 452} and 250 in codes and 452 in codes, codes
     assert len(stack.queued()) == codes.count(250)
-    # Without the budget, six transfers would hold 72 MiB of content at once.
-    assert growth < 3 * budget, f"peak RSS grew by {growth / MiB:.0f} MiB"
+    # Without the budget, six transfers would hold 72 MiB of content, and as
+    # much again while writing to Redis. Measured: about 1.1 x the budget.
+    assert growth < 1.5 * budget, f"peak RSS grew by {growth / MiB:.0f} MiB"

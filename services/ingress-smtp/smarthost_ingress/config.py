@@ -60,7 +60,7 @@ class IngressSettings(ServiceSettings):
     max_connections: int = Field(default=1000, gt=0)
     max_connections_per_ip: int = Field(default=50, gt=0)
     # Bytes of message data all DATA transfers together may hold in memory.
-    data_memory_limit: int = Field(default=128 * MiB, ge=MiB)
+    data_memory_limit: int = Field(default=256 * MiB, ge=MiB)
     data_memory_wait: Duration = Field(default=30.0, ge=0)
 
     # Failed SMTP AUTH per client IP: each failure answered more slowly, then refused.
@@ -82,7 +82,3 @@ class IngressSettings(ServiceSettings):
         if listen is not None and "tls_cert" in info.data and info.data["tls_cert"] is None:
             raise ValueError("needs SMARTHOST_TLS_CERT and SMARTHOST_TLS_KEY: AUTH is only offered after STARTTLS")
         return listen
-
-    @property
-    def tls_enabled(self) -> bool:
-        return self.tls_cert is not None and self.tls_key is not None

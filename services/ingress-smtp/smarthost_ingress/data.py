@@ -20,6 +20,10 @@ from smarthost_ingress.replies import NO_MEMORY
 
 # Memory is claimed from the budget in steps of this size, not per line.
 GROWTH_STEP = 1024 * 1024
+# Memory per byte of content: the content, and the copy the Redis client
+# makes of it while writing it to the queue (measured: peak RSS grows by
+# about twice the content held).
+COPIES = 2
 
 
 class Outcome(Enum):
@@ -78,10 +82,11 @@ class MessageAssembler:
             return False
         self.content += line
         self.content += b"\r\n"
+        needed = COPIES * len(self.content)
         if len(self.content) > self._max_size:
             self._fail(Outcome.TOO_BIG)
-        elif len(self.content) > self._reservation.size and not self._reservation.grow(
-            max(GROWTH_STEP, len(self.content) - self._reservation.size)
+        elif needed > self._reservation.size and not self._reservation.grow(
+            max(GROWTH_STEP, needed - self._reservation.size)
         ):
             self._fail(Outcome.NO_MEMORY)
         return False

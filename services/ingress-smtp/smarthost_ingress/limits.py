@@ -2,7 +2,7 @@
 
 aiosmtpd keeps a whole message in memory until its end of DATA, so many
 concurrent large transfers could exhaust the pod (aiosmtpd issue #293). The
-`MemoryBudget` bounds the bytes all transfers hold together: a transfer
+`MemoryBudget` bounds the memory all transfers use together: a transfer
 reserves memory before its 354 (waiting a little when the budget is taken)
 and grows its reservation as data arrives, never blocking mid-transfer,
 so transfers cannot deadlock waiting on each other.

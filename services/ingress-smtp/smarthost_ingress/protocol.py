@@ -30,7 +30,7 @@ from smarthost_ingress import metrics
 from smarthost_ingress.addresses import AddressError, Path, parse_path
 from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
-from smarthost_ingress.data import GROWTH_STEP, MessageAssembler, Outcome
+from smarthost_ingress.data import COPIES, GROWTH_STEP, MessageAssembler, Outcome
 from smarthost_ingress.limits import ConnectionLimits, MemoryBudget, Reservation
 from smarthost_ingress.proxy import HeaderSniffer, ProxyTrust, proxied_client
 from smarthost_ingress.replies import (
@@ -457,7 +457,7 @@ class RelaySMTP(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         reservation = await self._shared.memory.reserve(
-            _declared_size(envelope.mail_options) or GROWTH_STEP, self._settings.data_memory_wait
+            COPIES * _declared_size(envelope.mail_options) or GROWTH_STEP, self._settings.data_memory_wait
         )
         if reservation is None:
             log.warning("DATA refused: memory budget spent", extra={"client_ip": self._relay_session().client_ip})

@@ -66,7 +66,7 @@ def test_fragment_of_an_over_long_line_is_not_an_end() -> None:
 
 
 def test_content_beyond_the_memory_budget_is_refused_with_452() -> None:
-    taken = reservation(budget=2 * MiB, size=MiB)
+    taken = reservation(budget=4 * MiB, size=MiB)
     assembler = MessageAssembler(max_size=10 * MiB, max_line=998, max_header=1000, reservation=taken)
     line = b"y" * 900 + b"\r\n"
     for _ in range(4000):
