@@ -198,6 +198,10 @@ class RelaySMTP(SMTP):
             # half-closed transport must be closed for connection_lost to run.
             self._close()
             raise
+        except ConnectionError as error:
+            # A reply could not be written: the client is gone.
+            log.info("session ended", extra={"client_ip": self._relay_session().client_ip, "error": repr(error)})
+            self._close()
 
     async def _serve(self) -> None:
         session = self._relay_session()
@@ -250,10 +254,8 @@ class RelaySMTP(SMTP):
                 # The TLS layer never connected us, so it will not report the loss: do it here.
                 self.connection_lost(error)
                 return
-            except ConnectionError as error:
-                log.info("session ended", extra={"client_ip": client_ip, "error": repr(error)})
-                self._close()
-                return
+            except ConnectionError:
+                raise
             except Exception:
                 log.exception("SMTP session error", extra={"client_ip": client_ip})
                 if self.transport is None:
