@@ -34,7 +34,7 @@ def new_queue_id() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(75, -1, -5))
 
 
-async def enqueue(redis: Redis, record: QueuedMessage, body: bytes) -> None:
+async def enqueue(redis: Redis, record: QueuedMessage, body: bytes | bytearray) -> None:
     """Store the message and announce it to delivery in one MULTI/EXEC.
 
     Either both happen or neither does, so a message is never announced
@@ -45,7 +45,7 @@ async def enqueue(redis: Redis, record: QueuedMessage, body: bytes) -> None:
         await pipe.execute()
 
 
-def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes) -> None:
+def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray) -> None:
     """The commands of `enqueue`, for callers that settle other things in the same MULTI."""
     pipe.hset(message_key(record.queue_id), mapping={"record": record.SerializeToString(), "body": body})
     pipe.zadd(QUEUE_INDEX, {record.queue_id: record.received_at_ms})

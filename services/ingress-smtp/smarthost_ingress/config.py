@@ -1,8 +1,32 @@
 """Settings of `smarthost-ingress`, from `SMARTHOST_*` environment variables."""
 
-from pydantic import Field
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, FilePath, ValidationInfo, field_validator
+from pydantic_settings import NoDecode
 
 from smarthost_common.settings import Duration, HostPort, ServiceSettings
+
+MiB = 1024 * 1024
+
+
+def _networks(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a network like 10.0.0.0/8 (with host bits zero)") from None
+    return tuple(networks)
+
+
+# `10.0.0.0/8,2001:db8::/32`, as operators write lists in one variable.
+Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
 
 
 class IngressSettings(ServiceSettings):
@@ -12,5 +36,49 @@ class IngressSettings(ServiceSettings):
     policy_timeout: Duration = Field(default=5.0, gt=0)
     metrics_listen: HostPort = "0.0.0.0:9100"
     # Largest DATA accepted before the policy has named the customer's limit.
-    max_message_size: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_message_size: int = Field(default=20 * MiB, gt=0)
     drain_timeout: Duration = Field(default=60.0, ge=0)
+
+    # STARTTLS: PEM certificate chain and key, re-read when either file changes.
+    tls_cert: FilePath | None = None
+    tls_key: FilePath | None = Field(default=None, validate_default=True)
+    # Submission listener (SMTP AUTH after STARTTLS); off when unset.
+    submission_listen: HostPort | None = Field(default=None, validate_default=True)
+
+    # Load balancers whose PROXY protocol header is believed; from them it is required.
+    proxy_trusted: Networks = ()
+    proxy_timeout: Duration = Field(default=10.0, gt=0)
+
+    # Resource limits, each with the safe default named in the README.
+    max_command_length: int = Field(default=2048, ge=512)
+    max_line_length: int = Field(default=998, ge=78)
+    max_header_size: int = Field(default=100 * 1024, ge=1000)
+    max_recipients: int = Field(default=1000, gt=0)
+    max_errors: int = Field(default=20, gt=0)
+    command_timeout: Duration = Field(default=300.0, gt=0)
+    data_timeout: Duration = Field(default=300.0, gt=0)
+    max_connections: int = Field(default=1000, gt=0)
+    max_connections_per_ip: int = Field(default=50, gt=0)
+    # Bytes of message data all DATA transfers together may hold in memory.
+    data_memory_limit: int = Field(default=256 * MiB, ge=MiB)
+    data_memory_wait: Duration = Field(default=30.0, ge=0)
+
+    # Failed SMTP AUTH per client IP: each failure answered more slowly, then refused.
+    auth_max_failures: int = Field(default=5, gt=0)
+    auth_failure_window: Duration = Field(default=900.0, gt=0)
+    auth_failure_delay: Duration = Field(default=1.0, ge=0)
+
+    @field_validator("tls_key")
+    @classmethod
+    def _cert_and_key_together(cls, key: FilePath | None, info: ValidationInfo) -> FilePath | None:
+        # A cert that failed its own validation is reported once, there.
+        if "tls_cert" in info.data and (key is None) != (info.data["tls_cert"] is None):
+            raise ValueError("SMARTHOST_TLS_CERT and SMARTHOST_TLS_KEY must be set together")
+        return key
+
+    @field_validator("submission_listen")
+    @classmethod
+    def _submission_needs_tls(cls, listen: str | None, info: ValidationInfo) -> str | None:
+        if listen is not None and "tls_cert" in info.data and info.data["tls_cert"] is None:
+            raise ValueError("needs SMARTHOST_TLS_CERT and SMARTHOST_TLS_KEY: AUTH is only offered after STARTTLS")
+        return listen

@@ -18,7 +18,8 @@ from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 
 from smarthost_common.queue import enqueue, new_queue_id
 from smarthost_ingress.policy_client import PolicyClient
-from smarthost_ingress.received import received_header
+from smarthost_ingress.protocol import RelayEnvelope, RelaySession
+from smarthost_ingress.received import received_header, tls_description
 from smarthost_ingress.replies import REDIS_UNAVAILABLE, accepted, printable, reply
 
 log = logging.getLogger("smarthost.ingress")
@@ -31,8 +32,8 @@ class SessionState:
 
 
 def client_ip(session: Session) -> str:
-    peer = session.peer
-    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+    assert isinstance(session, RelaySession)
+    return session.client_ip
 
 
 class RelayHandler:
@@ -76,7 +77,7 @@ class RelayHandler:
         )
         if not accepted(response.verdict):
             return self._refuse(server, response.verdict)
-        # aiosmtpd treats an empty mail_from as "no MAIL yet": keep "<>" there.
+        # "" for the null reverse path: the protocol tests for None, not emptiness.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -100,8 +101,9 @@ class RelayHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, RelayEnvelope)
         state = await self._connection(session)
-        content = envelope.original_content or b""
+        content = envelope.message
         response = await self._policy.check_message(
             pb.CheckMessageRequest(
                 session=self._session(session, state),
@@ -122,16 +124,19 @@ class RelayHandler:
             customer=state.connection.customer,
             received_at_ms=int(time.time() * 1000),
         )
-        trace = received_header(
+        size = len(content)
+        # In place: a copy of a large message would double its memory.
+        content[:0] = received_header(
             helo=session.host_name or "",
             client_ip=ip,
             hostname=self._hostname,
             queue_id=state.queue_id,
-            protocol="ESMTP" if session.extended_smtp else "SMTP",
+            protocol=_protocol(session),
+            tls=tls_description(session.ssl),
             recipients=list(envelope.rcpt_tos),
         )
         try:
-            await enqueue(self._redis, record, trace + content)
+            await enqueue(self._redis, record, content)
         except (RedisError, OSError) as exc:
             log.error("enqueue failed", extra={"queue_id": state.queue_id, "error": str(exc)})
             return REDIS_UNAVAILABLE
@@ -143,24 +148,52 @@ class RelayHandler:
                 "customer": state.connection.customer,
                 "from": record.mail_from,
                 "nrcpt": len(record.recipients),
-                "size": len(content),
+                "size": size,
             },
         )
         return f"250 2.0.0 Ok: queued as {state.queue_id}"
+
+    async def authenticate(self, server: SMTP, session: Session, username: str, password: str) -> str:
+        """SMTP AUTH: the policy names the customer, whose limits then apply to the session."""
+        assert isinstance(session, RelaySession)
+        response = await self._policy.authenticate(
+            pb.AuthenticateRequest(
+                session=pb.Session(client_ip=session.client_ip, helo=session.host_name or ""),
+                username=username,
+                password=password,
+            )
+        )
+        if not accepted(response.verdict):
+            return reply(response.verdict)
+        session.authenticated = True
+        session.auth_user = username
+        self._sessions[session] = SessionState(
+            connection=pb.CheckConnectionResponse(
+                verdict=response.verdict, customer=response.customer, max_message_size=response.max_message_size
+            )
+        )
+        server.data_size_limit = response.max_message_size
+        log.info("authenticated", extra={"client_ip": session.client_ip, "user": printable(username)})
+        return "235 2.7.0 Authentication successful"
 
     async def _connection(self, session: Session, refresh: bool = False) -> SessionState:
         """The connection verdict, asked once per HELO/EHLO (or at MAIL without one)."""
         state = self._sessions.get(session)
         if state is None or refresh:
             request = pb.CheckConnectionRequest(
-                session=pb.Session(client_ip=client_ip(session), helo=session.host_name or "")
+                session=pb.Session(client_ip=client_ip(session), helo=session.host_name or "", auth_user=_user(session))
             )
             state = SessionState(connection=await self._policy.check_connection(request))
             self._sessions[session] = state
         return state
 
     def _session(self, session: Session, state: SessionState) -> pb.Session:
-        return pb.Session(client_ip=client_ip(session), helo=session.host_name or "", queue_id=state.queue_id)
+        return pb.Session(
+            client_ip=client_ip(session),
+            helo=session.host_name or "",
+            queue_id=state.queue_id,
+            auth_user=_user(session),
+        )
 
     @staticmethod
     def _refuse(server: SMTP, verdict: pb.Verdict) -> str:
@@ -180,4 +213,16 @@ def _size(mail_options: list[str]) -> int:
 
 def _reverse_path(address: str | None) -> str:
     """The sender as the policy and the queue record carry it: "" for <>."""
-    return "" if address in (None, "<>") else str(address)
+    return address or ""
+
+
+def _user(session: Session) -> str:
+    assert isinstance(session, RelaySession)
+    return session.auth_user
+
+
+def _protocol(session: Session) -> str:
+    """RFC 3848: ESMTP, then S for TLS and A for SMTP AUTH."""
+    if not session.extended_smtp:
+        return "SMTP"
+    return "ESMTP" + ("S" if session.ssl else "") + ("A" if session.authenticated else "")

@@ -72,6 +72,9 @@ class PolicyClient:
     async def check_message(self, request: pb.CheckMessageRequest) -> pb.CheckMessageResponse:
         return await self._call(self._stub.CheckMessage, request, pb.CheckMessageResponse)
 
+    async def authenticate(self, request: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
+        return await self._call(self._stub.Authenticate, request, pb.AuthenticateResponse)
+
     async def _call(
         self,
         method: Callable[..., Awaitable[Response]],

@@ -1,16 +1,31 @@
 """The `Received:` trace header the ingress prepends (RFC 5321 4.4)."""
 
+import ssl
 from email.utils import formatdate
+from typing import Any
+
+
+def tls_description(extra: dict[str, Any] | None) -> str:
+    """`(using TLSv1.3 with cipher ... (256/256 bits))` as Postfix writes it; "" without TLS."""
+    ssl_object = (extra or {}).get("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return ""
+    cipher = ssl_object.cipher()
+    if cipher is None:
+        return ""
+    name, _, bits = cipher
+    return f"(using {ssl_object.version()} with cipher {name} ({bits}/{bits} bits))"
 
 
 def received_header(
-    *, helo: str, client_ip: str, hostname: str, queue_id: str, protocol: str, recipients: list[str]
+    *, helo: str, client_ip: str, hostname: str, queue_id: str, protocol: str, tls: str, recipients: list[str]
 ) -> bytes:
     # Name the recipient only when there is one, as Postfix does: listing
     # every Bcc recipient would disclose them to all.
     recipient = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
+    using = f"\r\n\t{tls}" if tls else ""
     text = (
-        f"Received: from {helo} ([{client_ip}])\r\n"
+        f"Received: from {helo} ([{client_ip}]){using}\r\n"
         f"\tby {hostname} (smarthost) with {protocol} id {queue_id}{recipient};\r\n"
         f"\t{formatdate(localtime=False, usegmt=True)}\r\n"
     )

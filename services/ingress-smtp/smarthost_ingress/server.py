@@ -1,118 +1,98 @@
-"""`smarthost-ingress`: the SMTP listener and its lifecycle.
+"""`smarthost-ingress`: the SMTP listeners and their lifecycle.
 
 The process owns its event loop (aiosmtpd's threaded Controller is for tests)
-and drains on SIGTERM: readiness false, listener closed, sessions in progress
-given `SMARTHOST_DRAIN_TIMEOUT` to finish, then closed.
+and drains on SIGTERM: readiness false at once, listeners closed, sessions
+between transactions told 421, the others given `SMARTHOST_DRAIN_TIMEOUT` to
+finish theirs, then 421 and exit.
 """
 
 import asyncio
 import logging
 import signal
-from typing import AnyStr
 
-from aiosmtpd.smtp import SMTP
 from redis.asyncio import Redis
 
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.net import split_hostport
 from smarthost_common.settings import load_settings
+from smarthost_ingress import metrics
+from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
 from smarthost_ingress.handler import RelayHandler
+from smarthost_ingress.limits import ConnectionLimits, MemoryBudget
 from smarthost_ingress.policy_client import PolicyClient
+from smarthost_ingress.protocol import RelaySMTP, Shared
+from smarthost_ingress.proxy import ProxyTrust
+from smarthost_ingress.sessions import Sessions
+from smarthost_ingress.tls import TlsFiles
 
 log = logging.getLogger("smarthost.ingress")
 
 
-class Sessions:
-    """The SMTP sessions currently connected, so SIGTERM can wait for them."""
-
-    def __init__(self) -> None:
-        self.active: set[RelaySMTP] = set()
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    def add(self, protocol: "RelaySMTP") -> None:
-        self.active.add(protocol)
-        self.idle.clear()
-
-    def discard(self, protocol: "RelaySMTP") -> None:
-        self.active.discard(protocol)
-        if not self.active:
-            self.idle.set()
-
-    async def drain(self, grace: float) -> None:
-        """Let sessions finish within `grace` seconds, then tell the rest 421."""
-        try:
-            async with asyncio.timeout(grace):
-                await self.idle.wait()
-        except TimeoutError:
-            for protocol in list(self.active):
-                if isinstance(protocol.transport, asyncio.WriteTransport):
-                    protocol.transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
-                    protocol.transport.close()
+def shared_state(settings: IngressSettings) -> Shared:
+    memory = MemoryBudget(settings.data_memory_limit)
+    metrics.DATA_MEMORY.set_function(lambda: memory.used)
+    return Shared(
+        settings=settings,
+        sessions=Sessions(),
+        connections=ConnectionLimits(settings.max_connections, settings.max_connections_per_ip),
+        memory=memory,
+        auth_throttle=AuthThrottle(
+            settings.auth_max_failures, settings.auth_failure_window, settings.auth_failure_delay
+        ),
+        proxy=ProxyTrust(settings.proxy_trusted),
+        tls=TlsFiles(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None,
+    )
 
 
-class RelaySMTP(SMTP):
-    """aiosmtpd's SMTP that registers itself while connected, for the drain."""
-
-    def __init__(self, sessions: Sessions, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._registry = sessions
-
-    async def push(self, status: AnyStr) -> None:
-        # aiosmtpd enforces SIZE itself, with replies that lack the enhanced
-        # status code the contract promises.
-        if isinstance(status, str) and status.startswith("552 Error:"):
-            await super().push("552 5.3.4 Message size exceeds fixed limit")
-        else:
-            await super().push(status)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._registry.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._registry.discard(self)
-        super().connection_lost(exc)
+async def listen(
+    variable: str, address: str, shared: Shared, handler: RelayHandler, submission: bool
+) -> asyncio.Server:
+    host, port = split_hostport(address)
+    try:
+        return await asyncio.get_running_loop().create_server(
+            lambda: RelaySMTP(shared, handler, submission=submission), host, port
+        )
+    except OSError as exc:
+        raise SystemExit(f"configuration error: {variable}: {address}: {exc}") from None
 
 
 async def serve(settings: IngressSettings) -> None:
+    shared = shared_state(settings)
     policy = PolicyClient(settings.policy_addr, settings.policy_timeout)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     handler = RelayHandler(policy, redis, settings.hostname)
-    sessions = Sessions()
 
-    def factory() -> RelaySMTP:
-        return RelaySMTP(
-            sessions,
-            handler=handler,
-            hostname=settings.hostname,
-            ident="smarthost",
-            data_size_limit=settings.max_message_size,
-            enable_SMTPUTF8=True,
+    servers = [await listen("SMARTHOST_SMTP_LISTEN", settings.smtp_listen, shared, handler, submission=False)]
+    if settings.submission_listen:
+        servers.append(
+            await listen("SMARTHOST_SUBMISSION_LISTEN", settings.submission_listen, shared, handler, submission=True)
         )
-
-    host, port = split_hostport(settings.smtp_listen)
-    loop = asyncio.get_running_loop()
-    try:
-        server = await loop.create_server(factory, host, port)
-    except OSError as exc:
-        raise SystemExit(f"configuration error: SMARTHOST_SMTP_LISTEN: {settings.smtp_listen}: {exc}") from None
     probes = HealthServer(settings.metrics_listen)
     probes.start()
     probes.ready = True
-    log.info("ingress listening", extra={"listen": settings.smtp_listen, "policy": settings.policy_addr})
+    log.info(
+        "ingress listening",
+        extra={
+            "listen": settings.smtp_listen,
+            "submission": settings.submission_listen or "",
+            "tls": shared.tls is not None,
+            "policy": settings.policy_addr,
+        },
+    )
 
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
-    log.info("ingress draining", extra={"sessions": len(sessions.active), "timeout": settings.drain_timeout})
+    log.info("ingress draining", extra={"sessions": len(shared.sessions.active), "timeout": settings.drain_timeout})
     probes.ready = False
-    server.close()
-    await sessions.drain(settings.drain_timeout)
+    for server in servers:
+        server.close()
+    await shared.sessions.drain(settings.drain_timeout)
     await policy.close()
     await redis.aclose()
     probes.stop()

@@ -4,7 +4,13 @@ from smarthost_ingress.replies import printable
 
 def test_received_names_a_single_recipient_only() -> None:
     one = received_header(
-        helo="h.test", client_ip="127.0.0.1", hostname="relay", queue_id="Q1", protocol="ESMTP", recipients=["a@b"]
+        helo="h.test",
+        client_ip="127.0.0.1",
+        hostname="relay",
+        queue_id="Q1",
+        protocol="ESMTP",
+        tls="",
+        recipients=["a@b"],
     )
     two = received_header(
         helo="h.test",
@@ -12,6 +18,7 @@ def test_received_names_a_single_recipient_only() -> None:
         hostname="relay",
         queue_id="Q1",
         protocol="ESMTP",
+        tls="",
         recipients=["a@b", "c@d"],
     )
     assert b"for <a@b>" in one

@@ -9,10 +9,11 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from smarthost_common.settings import Duration
+from smarthost_policy.passwords import parse_hash
 
 
 class _Schema(BaseModel):
@@ -31,13 +32,34 @@ class Limits(_Schema):
     max_recipients: PositiveInt = 100
 
 
+class User(_Schema):
+    """A submission login; the password only as made by `python -m smarthost_policy.passwords`."""
+
+    name: str = Field(min_length=1)
+    password_hash: str
+
+    @field_validator("password_hash")
+    @classmethod
+    def _is_a_hash(cls, value: str) -> str:
+        parse_hash(value)
+        return value
+
+
 class Customer(_Schema):
     name: str = Field(min_length=1)
-    networks: list[IPv4Network | IPv6Network] = Field(min_length=1)
+    # Hosts with fixed addresses relay from these; others log in as one of `users`.
+    networks: list[IPv4Network | IPv6Network] = []
+    users: list[User] = []
     max_message_size: PositiveInt | None = None
     rate_limit: RateLimit | None = None
     require_mx: bool | None = None
     max_recipients: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _networks_or_users(self) -> "Customer":
+        if not self.networks and not self.users:
+            raise ValueError(f"customer {self.name!r} needs networks, users or both")
+        return self
 
     def limits(self, defaults: Limits) -> Limits:
         """The defaults with this customer's overrides applied."""
@@ -48,6 +70,14 @@ class Customer(_Schema):
 class PolicyFile(_Schema):
     defaults: Limits = Limits()
     customers: list[Customer] = []
+
+    @model_validator(mode="after")
+    def _user_names_unique(self) -> "PolicyFile":
+        names = [user.name for customer in self.customers for user in customer.users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"user names must be unique across customers: {', '.join(duplicates)}")
+        return self
 
 
 def load_policy(path: Path) -> PolicyFile:

@@ -101,7 +101,9 @@ async def serve(settings: PolicySettings) -> None:
         settings.dns_timeout,
     )
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    add_PolicyServiceServicer_to_server(PolicyService(lambda: store.index, routability, RateLimiter(redis)), server)
+    add_PolicyServiceServicer_to_server(
+        PolicyService(lambda: store.index, lambda: store.users, routability, RateLimiter(redis)), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if not server.add_insecure_port(settings.policy_listen):

@@ -6,7 +6,6 @@ temporary failure, never an accept.
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import grpc
 from prometheus_client import Counter
@@ -17,6 +16,7 @@ from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceServicer
 from smarthost_common.durations import format_duration
 from smarthost_policy import verdicts
 from smarthost_policy.addresses import BadAddress, domain_of
+from smarthost_policy.auth import Users, authenticate
 from smarthost_policy.customers import CustomerIndex, Match
 from smarthost_policy.rate_limit import RateLimiter, rate_key
 from smarthost_policy.routability import Routability, Route
@@ -25,13 +25,18 @@ log = logging.getLogger("smarthost.policy")
 
 DECISIONS = Counter("smarthost_policy_decisions_total", "Policy decisions by check and verdict", ["check", "verdict"])
 
-Request = TypeVar("Request")
-
 
 class PolicyService(PolicyServiceServicer):
-    def __init__(self, index: Callable[[], CustomerIndex], routability: Routability, rate: RateLimiter) -> None:
-        # A callable, so a reloaded policy is seen by the next request.
+    def __init__(
+        self,
+        index: Callable[[], CustomerIndex],
+        users: Callable[[], Users],
+        routability: Routability,
+        rate: RateLimiter,
+    ) -> None:
+        # Callables, so a reloaded policy is seen by the next request.
         self._index = index
+        self._users = users
         self._routability = routability
         self._rate = rate
 
@@ -113,10 +118,10 @@ class PolicyService(PolicyServiceServicer):
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
-        # No customer has submission credentials yet: every login fails.
-        log.info("authentication failed", extra={"client_ip": request.session.client_ip, "user": request.username})
-        DECISIONS.labels(check="auth", verdict="reject").inc()
-        return pb.AuthenticateResponse(verdict=verdicts.reject(535, "5.7.8", "Authentication credentials invalid"))
+        response = await authenticate(self._users(), request)
+        outcome = pb.Action.Name(response.verdict.action).removeprefix("ACTION_").lower()
+        DECISIONS.labels(check="auth", verdict=outcome).inc()
+        return response
 
     async def _decide(
         self,
@@ -124,10 +129,13 @@ class PolicyService(PolicyServiceServicer):
         session: pb.Session,
         check: Callable[[Match], Awaitable[tuple[str, pb.Verdict]]],
     ) -> tuple[pb.Verdict, Match | None]:
-        """Every stage first checks the client network, then its own rule."""
+        """Every stage first checks the client network (or its SMTP AUTH user), then its own rule."""
         match = None
         try:
-            match = self._index().lookup(session.client_ip)
+            if session.auth_user:
+                match = self._users().lookup(session.auth_user)
+            else:
+                match = self._index().lookup(session.client_ip)
             if match is None:
                 rule, verdict = "network", verdicts.relay_denied(session.client_ip)
             else:
