@@ -19,15 +19,21 @@ def test_every_case_keeps_client_ips(rendered: Rendered) -> None:
 
 
 def test_public_ports_reach_unprivileged_listeners(rendered: Rendered) -> None:
+    """25 always; 587 only with a certificate, as AUTH is offered only after STARTTLS."""
     service = rendered.get("Service", "ingress")
     container = rendered.container("ingress")
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     env = Rendered.env_of(container)
     by_port = {port["port"]: port["targetPort"] for port in service["spec"]["ports"]}
-    assert by_port == {25: "smtp", 587: "submission"}
-    assert ports["smtp"] == 2525 and ports["submission"] == 5870
     assert env["SMARTHOST_SMTP_LISTEN"]["value"] == "0.0.0.0:2525"
-    assert env["SMARTHOST_SUBMISSION_LISTEN"]["value"] == "0.0.0.0:5870"
+    assert ports["smtp"] == 2525
+    if rendered.values["ingress"]["tls"]["enabled"]:
+        assert by_port == {25: "smtp", 587: "submission"}
+        assert ports["submission"] == 5870
+        assert env["SMARTHOST_SUBMISSION_LISTEN"]["value"] == "0.0.0.0:5870"
+    else:
+        assert by_port == {25: "smtp"}
+        assert "submission" not in ports and "SMARTHOST_SUBMISSION_LISTEN" not in env
 
 
 def test_proxy_protocol_trusts_only_its_load_balancers(render_case: Callable[[str], Rendered]) -> None:

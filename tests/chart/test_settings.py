@@ -5,6 +5,7 @@ to a service without a default fails here until the chart provides it.
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pydantic_settings import BaseSettings
@@ -19,21 +20,6 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "ingress": IngressSettings,
     "policy": PolicySettings,
     "delivery": DeliverySettings,
-}
-# Documented settings the chart wires before every service reads them.
-ANNOUNCED = {
-    "SMARTHOST_TLS_CERT",
-    "SMARTHOST_TLS_KEY",
-    "SMARTHOST_SUBMISSION_LISTEN",
-    "SMARTHOST_PROXY_TRUSTED",
-    "SMARTHOST_DRAIN_TIMEOUT",
-    "SMARTHOST_POLICY_SOURCE",
-    "SMARTHOST_DELIVERY_TLS",
-    "SMARTHOST_RETRY_SCHEDULE",
-    "SMARTHOST_MAX_QUEUE_LIFETIME",
-    "SMARTHOST_DELAY_WARNING",
-    "SMARTHOST_DELIVERY_CONCURRENCY",
-    "SMARTHOST_METRICS_LISTEN",
 }
 # What the kubelet would put where the chart refers to a Secret.
 SECRET_VALUES = {"REDIS_PASSWORD": "s3cret", "SMARTHOST_REDIS_URL": "rediss://:s3cret@redis.example.internal:6380/2"}
@@ -64,19 +50,32 @@ def test_every_required_setting_is_set(rendered: Rendered, component: str) -> No
 
 @pytest.mark.parametrize("component", SETTINGS)
 def test_chart_sets_only_known_settings(rendered: Rendered, component: str) -> None:
-    known = set(_variables(SETTINGS[component])) | ANNOUNCED
+    known = set(_variables(SETTINGS[component]))
     chart = {name for name in _environment(rendered.container(component)) if name.startswith(PREFIX)}
     assert chart <= known, chart - known
 
 
 @pytest.mark.parametrize("component", SETTINGS)
-def test_services_accept_the_chart_values(rendered: Rendered, component: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_services_accept_the_chart_values(
+    rendered: Rendered, component: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The settings class, fed the rendered environment, starts without a configuration error."""
     for name in _variables(SETTINGS[component]):
         monkeypatch.delenv(name, raising=False)
     for name, value in _environment(rendered.container(component)).items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, _mounted(rendered.container(component), value, tmp_path))
     SETTINGS[component]()
+
+
+def _mounted(container: Obj, value: str, tmp_path: Path) -> str:
+    """A path inside one of the container's volume mounts, as a real file here."""
+    mounts = [mount["mountPath"] for mount in container.get("volumeMounts", [])]
+    if not value.startswith("/") or not any(value.startswith(mount + "/") for mount in mounts):
+        return value
+    local = tmp_path / value.lstrip("/")
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text("mounted from a Secret or ConfigMap\n")
+    return str(local)
 
 
 def test_ingress_finds_policy_through_the_headless_service(rendered: Rendered) -> None:

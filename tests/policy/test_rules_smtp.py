@@ -91,7 +91,8 @@ def mail_options(*addresses: str) -> list[str]:
         ("alice@servfail.test", "451 4.4.3"),
         ("alice@slow.test", "451 4.4.3"),
         ("alice@slowmx.test", "451 4.4.3"),
-        ("alice@exa_mple.test", "553 5.1.7"),
+        # The ingress's path parser refuses it before the policy is asked.
+        ("alice@exa_mple.test", "553 5.1.3"),
     ],
 )
 def test_sender_domain(stack: Stack, sender: str, expected: str) -> None:

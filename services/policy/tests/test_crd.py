@@ -61,6 +61,8 @@ def test_sample_customers_are_valid_resources(customer: dict[str, Any]) -> None:
     "change",
     [
         {"networks": []},
+        {"networks": [], "users": []},
+        {"users": [{"name": "u", "passwordHash": "plain"}]},
         {"networks": ["203.0.113.7"]},
         {"networks": ["acme.example"]},
         {"name": ""},
