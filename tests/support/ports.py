@@ -5,13 +5,18 @@ import time
 
 
 def free_port(*hosts: str) -> int:
-    """A TCP port free on every one of `hosts` (default 127.0.0.1)."""
+    """A port free for TCP and UDP on every one of `hosts` (default 127.0.0.1).
+
+    UDP too, because the same helper picks ports for DNS servers.
+    """
     first, *rest = hosts or ("127.0.0.1",)
     for _ in range(100):
         with socket.socket(_family(first)) as probe:
             probe.bind((first, 0))
             port = int(probe.getsockname()[1])
-        if all(_bindable(host, port) for host in rest):
+        if _bindable(first, port, socket.SOCK_DGRAM) and all(
+            _bindable(host, port, kind) for host in rest for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+        ):
             return port
     raise RuntimeError(f"no port free on all of {hosts}")
 
@@ -20,8 +25,8 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(_family(host)) as probe:
+def _bindable(host: str, port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(_family(host), kind) as probe:
         try:
             probe.bind((host, port))
         except OSError:

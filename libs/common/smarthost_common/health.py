@@ -24,7 +24,10 @@ class HealthServer:
     def __init__(self, listen: str) -> None:
         self.ready = False
         host, port = split_hostport(listen)
-        self._server = make_server(host, port, self._app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        try:
+            self._server = make_server(host, port, self._app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        except OSError as exc:
+            raise SystemExit(f"configuration error: SMARTHOST_METRICS_LISTEN: {listen}: {exc}") from None
         self._metrics = make_wsgi_app()
 
     def start(self) -> None:
