@@ -62,22 +62,35 @@ def redis_server(processes: ProcessGroup, tmp_path: Path) -> RedisServer:
 
 
 @pytest.fixture
-def dns_server(processes: ProcessGroup, tmp_path: Path) -> DnsServer:
-    return DnsServer(processes, tmp_path, STANDARD_ZONE, free_port())
+def dns_zone() -> list[str]:
+    """The records the test DNS server serves; a test folder may override it."""
+    return STANDARD_ZONE
 
 
 @pytest.fixture
-def mx_port() -> int:
+def mx_hosts() -> dict[str, str]:
+    """Destination name to the loopback address of its MX; overridden with `dns_zone`."""
+    return MX_HOSTS
+
+
+@pytest.fixture
+def dns_server(processes: ProcessGroup, tmp_path: Path, dns_zone: list[str]) -> DnsServer:
+    return DnsServer(processes, tmp_path, dns_zone, free_port())
+
+
+@pytest.fixture
+def mx_port(mx_hosts: dict[str, str]) -> int:
     """The one port every destination MX listens on (SMARTHOST_DELIVERY_PORT)."""
-    return free_port(*MX_HOSTS.values())
+    return free_port(*mx_hosts.values())
 
 
 @pytest.fixture
-def sinks(mx_port: int) -> Iterator[Callable[..., SmtpSink]]:
+def sinks(mx_port: int, mx_hosts: dict[str, str]) -> Iterator[Callable[..., SmtpSink]]:
+    """Starts an SMTP sink at the MX address of a destination, by name."""
     started: list[SmtpSink] = []
 
     def start(domain: str, reply: Reply | None = None) -> SmtpSink:
-        sink = SmtpSink(MX_HOSTS[domain], mx_port, reply)
+        sink = SmtpSink(mx_hosts[domain], mx_port, reply)
         started.append(sink)
         return sink
 

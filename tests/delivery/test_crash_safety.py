@@ -93,11 +93,11 @@ def test_a_message_that_keeps_failing_workers_goes_to_the_dead_letter_stream(
 
 def test_a_thousand_messages_through_three_workers_one_killed_and_restarted(
     relay: Relay,
-    sink_at: Callable[..., SmtpSink],
+    sinks: Callable[..., SmtpSink],
     redis_server: RedisServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sinks = [sink_at("example.test"), sink_at("other.test")]
+    destinations = [sinks("example.test"), sinks("other.test")]
     env = {**FAST, "SMARTHOST_DELIVERY_CONCURRENCY": "20"}
     workers = [relay.start_delivery(**env) for _ in range(3)]
     count = 1000
@@ -114,7 +114,7 @@ def test_a_thousand_messages_through_three_workers_one_killed_and_restarted(
 
     def delivered() -> Counter[str]:
         ids: Counter[str] = Counter()
-        for sink in sinks:
+        for sink in destinations:
             for message in list(sink.messages):
                 ids[message.data.split(b"\r\n", 1)[0].decode()] += 1
         return ids

@@ -14,10 +14,10 @@ from delivery.helpers import FAST, ctl, put
 
 
 def test_operators_see_and_steer_the_queue(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
     url = redis_server.url
-    sink_at("example.test", lambda stage, arg: "451 4.7.1 greylisted, try later" if stage == "RCPT" else None)
+    sinks("example.test", lambda stage, arg: "451 4.7.1 greylisted, try later" if stage == "RCPT" else None)
     worker = relay.start_delivery(**{**FAST, "SMARTHOST_RETRY_SCHEDULE": "1h"})
     first = put(url, "alice@sender.test", ["bob@example.test", "carol@example.test"])
     second = put(url, "dave@sender.test", ["erin@example.test"])

@@ -25,9 +25,9 @@ def refuse_first(times: int, stage: str, reply: str, only: str = "") -> Callable
 
 
 def test_data_refused_twice_with_451_is_delivered_once_after_retries(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    destination = sink_at("example.test", refuse_first(2, "DATA", "451 4.3.0 try again later"))
+    destination = sinks("example.test", refuse_first(2, "DATA", "451 4.3.0 try again later"))
     relay.start_delivery(**FAST)
 
     put(redis_server.url, "alice@sender.test", ["bob@example.test"])
@@ -39,10 +39,10 @@ def test_data_refused_twice_with_451_is_delivered_once_after_retries(
 
 
 def test_delivered_recipients_are_not_sent_again_when_the_rest_is_retried(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
     reply = refuse_first(2, "RCPT", "450 4.2.1 mailbox busy", only="carol@example.test")
-    destination = sink_at("example.test", reply)
+    destination = sinks("example.test", reply)
     relay.start_delivery(**FAST)
 
     put(redis_server.url, "alice@sender.test", ["bob@example.test", "carol@example.test"])
@@ -56,12 +56,12 @@ def test_delivered_recipients_are_not_sent_again_when_the_rest_is_retried(
 
 
 def test_a_550_recipient_gets_a_dsn_and_the_others_their_mail(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
     reply = refuse_first(1, "RCPT", "550 5.1.1 <nobody@example.test>: user unknown", only="nobody@example.test")
-    destination = sink_at("example.test", reply)
-    other = sink_at("other.test")
-    sender = sink_at("sender.test")
+    destination = sinks("example.test", reply)
+    other = sinks("other.test")
+    sender = sinks("sender.test")
     relay.start_delivery(**FAST)
 
     queue_id = put(redis_server.url, "alice@sender.test", ["bob@example.test", "nobody@example.test", "c@other.test"])
@@ -98,10 +98,10 @@ def test_a_550_recipient_gets_a_dsn_and_the_others_their_mail(
 
 
 def test_queue_lifetime_passed_sends_a_dsn_and_forgets_the_message(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    destination = sink_at("example.test", lambda stage, arg: "451 4.7.1 greylisted" if stage == "RCPT" else None)
-    sender = sink_at("sender.test")
+    destination = sinks("example.test", lambda stage, arg: "451 4.7.1 greylisted" if stage == "RCPT" else None)
+    sender = sinks("sender.test")
     relay.start_delivery(**FAST, SMARTHOST_MAX_QUEUE_LIFETIME="3s")
 
     put(redis_server.url, "alice@sender.test", ["bob@example.test"])
@@ -123,10 +123,10 @@ def test_queue_lifetime_passed_sends_a_dsn_and_forgets_the_message(
 
 
 def test_a_delay_notice_goes_out_once_while_retries_continue(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    sink_at("example.test", refuse_first(4, "RCPT", "451 4.4.1 not now"))
-    sender = sink_at("sender.test")
+    sinks("example.test", refuse_first(4, "RCPT", "451 4.4.1 not now"))
+    sender = sinks("sender.test")
     relay.start_delivery(**FAST, SMARTHOST_DELAY_WARNING="2s")
 
     put(redis_server.url, "alice@sender.test", ["bob@example.test"])
@@ -141,10 +141,10 @@ def test_a_delay_notice_goes_out_once_while_retries_continue(
 
 
 def test_no_dsn_answers_a_message_from_the_null_sender(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    sink_at("example.test", lambda stage, arg: "550 5.1.1 no such user" if stage == "RCPT" else None)
-    sender = sink_at("sender.test")
+    sinks("example.test", lambda stage, arg: "550 5.1.1 no such user" if stage == "RCPT" else None)
+    sender = sinks("sender.test")
     delivery = relay.start_delivery(**FAST)
 
     queue_id = put(redis_server.url, "", ["bob@example.test"])

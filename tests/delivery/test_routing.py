@@ -13,9 +13,9 @@ from delivery.peers import WireRecorder
 
 
 def test_recipients_at_two_domains_make_one_transaction_each(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    example, other = sink_at("example.test"), sink_at("other.test")
+    example, other = sinks("example.test"), sinks("other.test")
     policy = relay.start_policy()
     ingress = relay.start_ingress(policy)
     relay.start_delivery(**FAST)
@@ -33,9 +33,9 @@ def test_recipients_at_two_domains_make_one_transaction_each(
 
 
 def test_secondary_mx_takes_the_mail_when_the_primary_is_down(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    secondary = sink_at("backup.test")
+    secondary = sinks("backup.test")
     relay.start_delivery(**FAST)
 
     put(redis_server.url, "alice@sender.test", ["bob@backup.test"])
@@ -47,10 +47,10 @@ def test_secondary_mx_takes_the_mail_when_the_primary_is_down(
 
 
 def test_mx_on_an_internal_address_is_never_connected_to_and_bounces(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer, mx_port: int
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer, mx_port: int
 ) -> None:
     internal = WireRecorder(HOSTS["internal.test"], mx_port)
-    sender = sink_at("sender.test")
+    sender = sinks("sender.test")
     try:
         delivery = relay.start_delivery(
             **FAST, SMARTHOST_DELIVERY_ALLOW_NETWORKS=ALLOW_ALL_BUT_INTERNAL, SMARTHOST_MAX_QUEUE_LIFETIME="4s"

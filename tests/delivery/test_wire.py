@@ -46,9 +46,9 @@ def test_starttls_is_used_when_offered(relay: Relay, redis_server: RedisServer, 
 
 
 def test_required_tls_refuses_a_peer_without_starttls(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
 ) -> None:
-    plain = sink_at("example.test")
+    plain = sinks("example.test")
     relay.start_delivery(**FAST, SMARTHOST_DELIVERY_TLS="required", SMARTHOST_MAX_QUEUE_LIFETIME="2s")
 
     queue_id = put(redis_server.url, "alice@sender.test", ["bob@example.test"])
@@ -104,10 +104,10 @@ def test_one_warm_connection_carries_consecutive_messages(
 
 
 def test_a_message_above_the_destination_size_limit_bounces_without_data(
-    relay: Relay, sink_at: Callable[..., SmtpSink], redis_server: RedisServer, mx_port: int
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer, mx_port: int
 ) -> None:
     recorder = WireRecorder(HOSTS["wire.test"], mx_port)
-    sender = sink_at("sender.test")
+    sender = sinks("sender.test")
     try:
         relay.start_delivery(**FAST)
         big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 1100
