@@ -12,7 +12,7 @@ SERVICES := libs/common services/policy services/ingress-smtp services/delivery
 
 .PHONY: install proto system-packages run test lint typecheck pytest bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(GENERATED)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
