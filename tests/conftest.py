@@ -4,31 +4,13 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from support.dns_server import DnsServer, a, mx, null_mx
+from support.dns_server import DnsServer
 from support.ports import free_port
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
 from support.relay import Relay
 from support.sinks import Reply, SmtpSink
-
-# Destination MX hosts of the standard test zone: one loopback address each.
-MX_HOSTS = {"example.test": "127.0.0.2", "other.test": "127.0.0.3", "sender.test": "127.0.0.4"}
-
-STANDARD_ZONE = [
-    *(record for domain, ip in MX_HOSTS.items() for record in (mx(domain, f"mx.{domain}"), a(f"mx.{domain}", ip))),
-    null_mx("nullmx.test"),
-]
-
-DEFAULT_POLICY = """
-defaults:
-  maxMessageSize: 20971520
-  rateLimit: {messages: 160, per: 6h}
-  requireMx: true
-  maxRecipients: 100
-customers:
-  - name: loopback
-    networks: [127.0.0.1/32, "::1/128"]
-"""
+from support.standard import DEFAULT_POLICY, MX_HOSTS, STANDARD_ZONE
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

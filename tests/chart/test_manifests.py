@@ -14,6 +14,7 @@ KUBE_VERSIONS = ["1.29", kubernetes_validate.utils.latest_version()]
 OPTIONAL_KINDS = {
     ("keda.sh/v1alpha1", "ScaledObject"): ("delivery", "autoscaling", "keda", "enabled"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ("metrics", "serviceMonitor", "enabled"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): ("metrics", "prometheusRule", "enabled"),
     ("cert-manager.io/v1", "Certificate"): ("ingress", "tls", "certManager", "enabled"),
 }
 

@@ -96,10 +96,11 @@ def queue_is_empty(redis_server: RedisServer) -> bool:
         client.close()
 
 
-def ctl(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def ctl(redis_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """smarthostctl with only the given settings (`env`: more SMARTHOST_* variables)."""
     return subprocess.run(
         [str(BIN / "smarthostctl"), *args],
-        env={"SMARTHOST_REDIS_URL": redis_url, "SMARTHOST_HOSTNAME": "relay.test", "PATH": "/usr/bin:/bin"},
+        env={"SMARTHOST_REDIS_URL": redis_url, "SMARTHOST_HOSTNAME": "relay.test", "PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -46,5 +46,7 @@ class DeliverySettings(ServiceSettings):
     claim_idle: Duration = Field(default=600.0, gt=0)
     # Deliveries of one stream entry (workers crashing on it) before it is dead-lettered.
     dead_letter_after: int = Field(default=5, gt=1)
+    # How often a worker reads the queue's size and oldest age for its gauges.
+    queue_metrics_interval: Duration = Field(default=15.0, gt=0)
     metrics_listen: HostPort = "0.0.0.0:9102"
     consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"

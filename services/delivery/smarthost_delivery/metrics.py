@@ -1,10 +1,16 @@
 """Prometheus metrics of the delivery worker; labels are bounded sets, never an address or domain."""
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 ATTEMPTS = Counter("smarthost_delivery_attempts_total", "Delivery attempts per recipient by result", ["result"])
 BOUNCES = Counter(
     "smarthost_delivery_bounces_total", "Recipients given up on, by bounce_rules.toml category", ["category"]
+)
+# Accepted by the ingress (or a DSN queued) to accepted by the destination, per recipient.
+LATENCY = Histogram(
+    "smarthost_delivery_latency_seconds",
+    "Time from the message's arrival to its delivery, per delivered recipient",
+    buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 5 * 86400),
 )
 DSNS = Counter("smarthost_delivery_dsns_total", "Delivery status notifications queued, by action", ["action"])
 DROPPED = Counter(
@@ -22,4 +28,9 @@ CLAIMED = Counter("smarthost_queue_claimed_total", "Stream entries taken over fr
 DEAD_LETTERED = Counter("smarthost_queue_dead_lettered_total", "Messages moved to the dead-letter stream")
 QUEUE_MESSAGES = Gauge(
     "smarthost_queue_messages", "Messages in the queue by state, as one worker last saw it", ["state"]
+)
+# Every worker exports the same queue gauges: aggregate them with max, not sum.
+OLDEST_AGE = Gauge(
+    "smarthost_queue_oldest_message_age_seconds",
+    "Age of the oldest queued message (any state), as one worker last saw it",
 )

@@ -1,17 +1,25 @@
-"""One delivery attempt of one queued message, and what follows: finish, defer, bounce, warn."""
+"""One delivery attempt of one queued message, and what follows: finish, defer, bounce, warn.
+
+Each step is logged with the queue id, counted, and written to the message's
+trace in the same MULTI that settles or defers it.
+"""
 
 import asyncio
 import logging
 import time
 from collections import defaultdict
 
+from redis.asyncio import Redis
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 
+from smarthost_common.best_effort import BestEffort
+from smarthost_common.customer_stats import add_counts
 from smarthost_common.durations import format_duration
+from smarthost_common.trace import trace_event
 from smarthost_delivery.classify import classify
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.dsn import Action, Report, build_dsn
-from smarthost_delivery.metrics import ATTEMPTS, BOUNCES, DEAD_LETTERED, DROPPED, DSNS
+from smarthost_delivery.metrics import ATTEMPTS, BOUNCES, DEAD_LETTERED, DROPPED, DSNS, LATENCY
 from smarthost_delivery.queue_ops import DeliveryQueue, Entry
 from smarthost_delivery.retry import next_wait
 from smarthost_delivery.smtp_transaction import Outcome
@@ -36,10 +44,17 @@ def destinations(record: QueuedMessage) -> list[Destination]:
 
 
 class MessageProcessor:
-    def __init__(self, queue: DeliveryQueue, transport: DomainTransport, settings: DeliverySettings) -> None:
+    def __init__(
+        self, queue: DeliveryQueue, transport: DomainTransport, settings: DeliverySettings, redis: Redis
+    ) -> None:
         self._queue = queue
         self._transport = transport
         self._settings = settings
+        self._redis = redis
+        self._usage = BestEffort("customer usage")
+
+    async def drain(self) -> None:
+        await self._usage.drain()
 
     async def process(self, entry: Entry) -> None:
         if entry.deliveries > self._settings.dead_letter_after and await self._queue.exists(entry.queue_id):
@@ -56,7 +71,8 @@ class MessageProcessor:
             await self._queue.drop_entry(entry)
             return
         record, body = loaded
-        failed = await self._attempt(record, body)
+        trace: list[str] = []
+        failed, delivered = await self._attempt(record, body, trace)
         now_ms = int(time.time() * 1000)
         expiry_ms = record.received_at_ms + int(self._settings.max_queue_lifetime * 1000)
         dsns: list[Dsn] = []
@@ -68,10 +84,14 @@ class MessageProcessor:
                     failed.append(rcpt)
         if failed:
             reason = f"the queue lifetime of {format_duration(self._settings.max_queue_lifetime)} passed"
-            dsns += self._report(record, body, "failed", failed, reason if expired else "")
+            dsns += self._report(record, body, "failed", failed, trace, reason if expired else "")
         if all(rcpt.done for rcpt in record.recipients):
-            await self._queue.finish(entry, dsns)
-            log.info("message settled", extra={"queue_id": record.queue_id, "attempts": record.attempts})
+            bounced = sum(rcpt.bounced for rcpt in record.recipients)
+            settled = {"delivered": len(record.recipients) - bounced, "bounced": bounced, "attempts": record.attempts}
+            trace.append(trace_event("settled", **settled))
+            await self._queue.finish(entry, dsns, trace)
+            self._count_customer(record, delivered, len(failed))
+            log.info("message settled", extra={"queue_id": record.queue_id, **settled})
             return
         wait = next_wait(self._settings.retry_schedule, record.attempts)
         # One last attempt when the lifetime runs out, not a wait beyond it.
@@ -79,9 +99,11 @@ class MessageProcessor:
         warning = self._settings.delay_warning
         if warning and not record.delay_warned and now_ms - record.received_at_ms >= warning * 1000:
             pending = [rcpt for rcpt in record.recipients if not rcpt.done]
-            dsns += self._report(record, body, "delayed", pending, retry_until_ms=expiry_ms)
+            dsns += self._report(record, body, "delayed", pending, trace, retry_until_ms=expiry_ms)
             record.delay_warned = True
-        await self._queue.defer(entry, record, dsns)
+        trace.append(trace_event("deferred", next_attempt_ms=record.next_attempt_ms, attempts=record.attempts))
+        await self._queue.defer(entry, record, dsns, trace)
+        self._count_customer(record, delivered, len(failed))
         log.info(
             "message deferred",
             extra={
@@ -91,10 +113,10 @@ class MessageProcessor:
             },
         )
 
-    async def _attempt(self, record: QueuedMessage, body: bytes) -> list[Recipient]:
-        """Every domain at once; each recipient's result is written into the record.
+    async def _attempt(self, record: QueuedMessage, body: bytes, trace: list[str]) -> tuple[list[Recipient], int]:
+        """Every domain at once; each recipient's result is written into the record and the trace.
 
-        Returns the recipients that failed permanently in this attempt.
+        Returns the recipients that failed permanently in this attempt, and how many were delivered.
         """
         groups = destinations(record)
         results = await asyncio.gather(
@@ -106,30 +128,32 @@ class MessageProcessor:
         record.attempts += 1
         record.last_attempt_ms = int(time.time() * 1000)
         bounced: list[Recipient] = []
+        delivered = 0
         for rcpt in record.recipients:
             outcome = outcomes.get(rcpt.address)
             if outcome is None or rcpt.done:
                 continue
             verdict = "delivered" if outcome.delivered else "bounced" if outcome.permanent else "deferred"
             ATTEMPTS.labels(result=verdict).inc()
-            log.info(
-                "delivery attempt",
-                extra={
-                    "queue_id": record.queue_id,
-                    "to": rcpt.address,
-                    "result": verdict,
-                    "remote": outcome.remote,
-                    "reply": outcome.reply,
-                    "attempt": record.attempts,
-                },
-            )
+            if outcome.delivered:
+                delivered += 1
+                LATENCY.observe(max(0.0, record.last_attempt_ms - record.received_at_ms) / 1000)
+            fields = {
+                "to": rcpt.address,
+                "result": verdict,
+                "remote": outcome.remote,
+                "reply": outcome.reply,
+                "attempt": record.attempts,
+            }
+            trace.append(trace_event("attempt", **fields))
+            log.info("delivery attempt", extra={"queue_id": record.queue_id, **fields})
             rcpt.remote_mta = outcome.remote
             rcpt.last_error = "" if outcome.delivered else outcome.reply
             rcpt.done = outcome.delivered or outcome.permanent
             rcpt.bounced = outcome.permanent
             if outcome.permanent:
                 bounced.append(rcpt)
-        return bounced
+        return bounced, delivered
 
     def _report(
         self,
@@ -137,6 +161,7 @@ class MessageProcessor:
         body: bytes,
         action: Action,
         recipients: list[Recipient],
+        trace: list[str],
         reason: str = "",
         retry_until_ms: int = 0,
     ) -> list[Dsn]:
@@ -148,6 +173,7 @@ class MessageProcessor:
             for rcpt in recipients:
                 if action == "failed":
                     DROPPED.labels(reason="bounce_without_sender").inc()
+                    trace.append(trace_event("dropped", to=rcpt.address, reason="no DSN to the null sender"))
                     log.warning(
                         "undeliverable message from <> dropped without DSN",
                         extra={"queue_id": record.queue_id, "to": rcpt.address, "error": rcpt.last_error},
@@ -155,6 +181,11 @@ class MessageProcessor:
             return []
         dsn = build_dsn(record, body, Report(action, recipients, reason, retry_until_ms), self._settings.hostname)
         DSNS.labels(action=action).inc()
+        trace.append(
+            trace_event(
+                "dsn", action=action, dsn_queue_id=dsn[0].queue_id, recipients=[rcpt.address for rcpt in recipients]
+            )
+        )
         log.info(
             "DSN queued",
             extra={
@@ -165,3 +196,18 @@ class MessageProcessor:
             },
         )
         return [dsn]
+
+    def _count_customer(self, record: QueuedMessage, delivered: int, bounced: int) -> None:
+        """Recipients delivered or bounced in this attempt, counted for the customer who sent them.
+
+        Only mail a customer host sent (it has a client IP), not the DSNs the relay wrote itself.
+        """
+        if not record.customer or not record.client_ip or not (delivered or bounced):
+            return
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                add_counts(pipe, record.customer, {"delivered": delivered, "bounced": bounced})
+                await pipe.execute()
+
+        self._usage.run(write)

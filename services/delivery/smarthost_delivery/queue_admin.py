@@ -17,6 +17,7 @@ from smarthost_common.queue import (
     add_to_queue,
     message_key,
 )
+from smarthost_common.trace import add_trace, trace_event
 from smarthost_delivery.dsn import Report, build_dsn
 
 # Moves a deferred or dead-lettered message to the ready stream; says where it was.
@@ -118,8 +119,12 @@ async def show(redis: Redis, queue_id: str) -> tuple[QueuedItem, bytes] | None:
 async def retry(redis: Redis, queue_id: str) -> str:
     """Where the message was: deferred, dead, active (nothing to do) or missing."""
     script = redis.register_script(RETRY)
-    where = await script(keys=[message_key(queue_id), DEFERRED_SET, READY_STREAM, DEAD_STREAM], args=[queue_id])
-    return _text(where)
+    where = _text(await script(keys=[message_key(queue_id), DEFERRED_SET, READY_STREAM, DEAD_STREAM], args=[queue_id]))
+    if where in ("deferred", "dead"):
+        async with redis.pipeline(transaction=False) as pipe:
+            add_trace(pipe, queue_id, trace_event("retried", by="operator", was=where))
+            await pipe.execute()
+    return where
 
 
 async def retry_all(redis: Redis) -> dict[str, str]:
@@ -148,7 +153,10 @@ async def delete(redis: Redis, queue_id: str, *, bounce: bool, hostname: str) ->
     script = redis.register_script(DELETE)
     async with redis.pipeline(transaction=True) as pipe:
         if dsn:
-            add_to_queue(pipe, *dsn)
+            add_to_queue(pipe, *dsn, dsn_of=queue_id)
+        if found:
+            deleted = trace_event("deleted", by="operator", dsn_queue_id=dsn[0].queue_id if dsn else "")
+            add_trace(pipe, queue_id, deleted)
         await script(keys=[message_key(queue_id), DEFERRED_SET, QUEUE_INDEX, DEAD_STREAM], args=[queue_id], client=pipe)
         *_, existed = await pipe.execute()
     return bool(existed), dsn[0].queue_id if dsn and existed else ""

@@ -21,6 +21,7 @@ from smarthost_common.queue import (
     add_to_queue,
     message_key,
 )
+from smarthost_common.trace import add_trace, trace_event
 
 # Moves due deferred messages back to the ready stream. One script, so a
 # message is promoted exactly once however many workers run it at once.
@@ -121,22 +122,26 @@ class DeliveryQueue:
             return None
         return QueuedMessage.FromString(record), body
 
-    async def finish(self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]]) -> None:
-        """Every recipient is settled: queue the DSNs and forget the message, together."""
+    async def finish(self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]) -> None:
+        """Every recipient is settled: queue the DSNs, record the story and forget the message, together."""
         async with self._redis.pipeline(transaction=True) as pipe:
             for record, body in dsns:
-                add_to_queue(pipe, record, body)
+                add_to_queue(pipe, record, body, dsn_of=entry.queue_id)
+            add_trace(pipe, entry.queue_id, *trace)
             pipe.delete(message_key(entry.queue_id))
             pipe.zrem(QUEUE_INDEX, entry.queue_id)
             pipe.xack(READY_STREAM, DELIVERY_GROUP, entry.entry_id)
             pipe.xdel(READY_STREAM, entry.entry_id)
             await pipe.execute()
 
-    async def defer(self, entry: Entry, record: QueuedMessage, dsns: list[tuple[QueuedMessage, bytes]]) -> None:
-        """Save progress, queue the DSNs and park the message until its next attempt, together."""
+    async def defer(
+        self, entry: Entry, record: QueuedMessage, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]
+    ) -> None:
+        """Save progress, queue the DSNs, record the story and park the message until its next attempt, together."""
         async with self._redis.pipeline(transaction=True) as pipe:
             for dsn_record, dsn_body in dsns:
-                add_to_queue(pipe, dsn_record, dsn_body)
+                add_to_queue(pipe, dsn_record, dsn_body, dsn_of=record.queue_id)
+            add_trace(pipe, record.queue_id, *trace)
             await self._defer(
                 keys=[message_key(record.queue_id), DEFERRED_SET, READY_STREAM],
                 args=[
@@ -154,6 +159,7 @@ class DeliveryQueue:
         """Park an entry that keeps failing where only an operator moves it (`smarthostctl queue retry`)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(DEAD_STREAM, {"id": entry.queue_id, "deliveries": entry.deliveries, "reason": reason})
+            add_trace(pipe, entry.queue_id, trace_event("dead_lettered", deliveries=entry.deliveries, reason=reason))
             pipe.xack(READY_STREAM, DELIVERY_GROUP, entry.entry_id)
             pipe.xdel(READY_STREAM, entry.entry_id)
             await pipe.execute()

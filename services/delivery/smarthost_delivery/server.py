@@ -43,7 +43,8 @@ async def serve(settings: DeliverySettings) -> None:
         ),
     )
     queue = DeliveryQueue(redis, settings.consumer_name)
-    worker = Worker(redis, queue, MessageProcessor(queue, transport, settings), pool, settings)
+    processor = MessageProcessor(queue, transport, settings, redis)
+    worker = Worker(redis, queue, processor, pool, settings)
     probes = HealthServer(settings.metrics_listen)
     probes.start()
     probes.ready = True
@@ -59,6 +60,7 @@ async def serve(settings: DeliverySettings) -> None:
         loop.add_signal_handler(sig, drain)
     log.info("delivery started", extra={"consumer": settings.consumer_name})
     await worker.run(stop)
+    await processor.drain()
     await redis.aclose()
     probes.stop()
     log.info("delivery stopped")

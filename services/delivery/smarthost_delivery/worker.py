@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.connections import ConnectionPool
-from smarthost_delivery.metrics import CLAIMED, QUEUE_MESSAGES
+from smarthost_delivery.metrics import CLAIMED, OLDEST_AGE, QUEUE_MESSAGES
 from smarthost_delivery.processor import MessageProcessor
 from smarthost_delivery.queue_admin import counts
 from smarthost_delivery.queue_ops import DeliveryQueue, Entry
@@ -24,7 +24,6 @@ log = logging.getLogger("smarthost.delivery")
 
 # Look for abandoned entries at least this often (more often when claim_idle is short).
 CLAIM_EVERY = 30.0
-GAUGE_EVERY = 15.0
 
 
 class Worker:
@@ -105,7 +104,10 @@ class Worker:
 
     async def _upkeep(self) -> None:
         keep_every = self._settings.claim_idle / 3
-        last_keep = last_gauge = time.monotonic()
+        gauge_every = self._settings.queue_metrics_interval
+        last_keep = time.monotonic()
+        # The queue gauges are set at once, then every `gauge_every`.
+        last_gauge = last_keep - gauge_every
         while True:
             await asyncio.sleep(min(1.0, keep_every))
             now = time.monotonic()
@@ -114,7 +116,7 @@ class Worker:
                 if now - last_keep >= keep_every:
                     last_keep = now
                     await self._queue.keep(list(self._held))
-                if now - last_gauge >= GAUGE_EVERY:
+                if now - last_gauge >= gauge_every:
                     last_gauge = now
                     await self._update_gauge()
             except (RedisError, OSError) as exc:
@@ -124,3 +126,4 @@ class Worker:
         seen = await counts(self._redis)
         for state in ("ready", "in_flight", "deferred", "dead"):
             QUEUE_MESSAGES.labels(state=state).set(getattr(seen, state))
+        OLDEST_AGE.set(seen.oldest_age_s)

@@ -66,7 +66,7 @@ class RelayHandler:
     ) -> str:
         state = await self._connection(session)
         if not accepted(state.connection.verdict):
-            return self._refuse(server, state.connection.verdict)
+            return self._refuse(server, session, "connection", state.connection.verdict)
         state.queue_id = new_queue_id()
         response = await self._policy.check_sender(
             pb.CheckSenderRequest(
@@ -76,7 +76,7 @@ class RelayHandler:
             )
         )
         if not accepted(response.verdict):
-            return self._refuse(server, response.verdict)
+            return self._refuse(server, session, "sender", response.verdict, state.queue_id)
         # "" for the null reverse path: the protocol tests for None, not emptiness.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -95,7 +95,7 @@ class RelayHandler:
             )
         )
         if not accepted(response.verdict):
-            return self._refuse(server, response.verdict)
+            return self._refuse(server, session, "recipient", response.verdict, state.queue_id)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
@@ -113,7 +113,7 @@ class RelayHandler:
             )
         )
         if not accepted(response.verdict):
-            return self._refuse(server, response.verdict)
+            return self._refuse(server, session, "message", response.verdict, state.queue_id)
         ip = client_ip(session)
         record = QueuedMessage(
             queue_id=state.queue_id,
@@ -136,7 +136,7 @@ class RelayHandler:
             recipients=list(envelope.rcpt_tos),
         )
         try:
-            await enqueue(self._redis, record, content)
+            await enqueue(self._redis, record, content, size=size)
         except (RedisError, OSError) as exc:
             log.error("enqueue failed", extra={"queue_id": state.queue_id, "error": str(exc)})
             return REDIS_UNAVAILABLE
@@ -196,11 +196,15 @@ class RelayHandler:
         )
 
     @staticmethod
-    def _refuse(server: SMTP, verdict: pb.Verdict) -> str:
+    def _refuse(server: SMTP, session: Session, stage: str, verdict: pb.Verdict, queue_id: str = "") -> str:
+        """The refusal as the client hears it, logged with the transaction's queue id."""
         if verdict.action == pb.ACTION_DISCONNECT and server.transport is not None:
             # Runs after aiosmtpd has written the reply; close() flushes it first.
             server.loop.call_soon(server.transport.close)
-        return reply(verdict)
+        line = reply(verdict)
+        fields = {"queue_id": queue_id, "stage": stage, "client_ip": client_ip(session), "reply": line}
+        log.info("refused", extra=fields)
+        return line
 
 
 def _size(mail_options: list[str]) -> int:

@@ -5,9 +5,28 @@ from prometheus_client import Counter, Gauge
 CONNECTIONS = Counter(
     "smarthost_ingress_connections_total", "SMTP connections by listener and outcome", ["listener", "outcome"]
 )
+SESSIONS = Gauge("smarthost_ingress_sessions_active", "SMTP sessions open now")
 MESSAGES = Counter("smarthost_ingress_messages_total", "Ends of DATA by outcome", ["outcome"])
+# stage: the command answered (connect for the greeting, session for replies
+# the server sends on its own, other for unrecognised lines); class: 2xx..5xx.
+REPLIES = Counter("smarthost_ingress_replies_total", "SMTP replies by command and reply class", ["stage", "class"])
+POLICY_CALLS = Counter(
+    "smarthost_ingress_policy_calls_total",
+    "Policy service calls by RPC and result (ok, or the gRPC status that failed it closed)",
+    ["rpc", "result"],
+)
 NORMALIZED_LINES = Counter(
     "smarthost_ingress_normalized_lines_total", "Message lines whose bare CR, bare LF or NUL were normalized"
 )
 AUTHENTICATIONS = Counter("smarthost_ingress_authentications_total", "SMTP AUTH attempts by result", ["result"])
 DATA_MEMORY = Gauge("smarthost_ingress_data_memory_bytes", "Message bytes held in memory by DATA transfers")
+
+
+def reply_class(line: str) -> str:
+    return f"{line[0]}xx" if line[:1] in ("2", "3", "4", "5") else "other"
+
+
+def count_reply(stage: str, line: str) -> None:
+    """Count a reply once: the last line of a multi-line reply (`250-...` lines are not counted)."""
+    if line[3:4] != "-":
+        REPLIES.labels(stage=stage, **{"class": reply_class(line)}).inc()

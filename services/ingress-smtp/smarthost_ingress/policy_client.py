@@ -9,6 +9,8 @@ import grpc
 from smarthost.policy.v1 import policy_pb2 as pb
 from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceStub
 
+from smarthost_ingress.metrics import POLICY_CALLS
+
 log = logging.getLogger("smarthost.ingress")
 
 # Round-robin over every address `dns:///policy:50051` resolves to, and a
@@ -61,22 +63,23 @@ class PolicyClient:
         await self._channel.close()
 
     async def check_connection(self, request: pb.CheckConnectionRequest) -> pb.CheckConnectionResponse:
-        return await self._call(self._stub.CheckConnection, request, pb.CheckConnectionResponse)
+        return await self._call("CheckConnection", self._stub.CheckConnection, request, pb.CheckConnectionResponse)
 
     async def check_sender(self, request: pb.CheckSenderRequest) -> pb.CheckSenderResponse:
-        return await self._call(self._stub.CheckSender, request, pb.CheckSenderResponse)
+        return await self._call("CheckSender", self._stub.CheckSender, request, pb.CheckSenderResponse)
 
     async def check_recipient(self, request: pb.CheckRecipientRequest) -> pb.CheckRecipientResponse:
-        return await self._call(self._stub.CheckRecipient, request, pb.CheckRecipientResponse)
+        return await self._call("CheckRecipient", self._stub.CheckRecipient, request, pb.CheckRecipientResponse)
 
     async def check_message(self, request: pb.CheckMessageRequest) -> pb.CheckMessageResponse:
-        return await self._call(self._stub.CheckMessage, request, pb.CheckMessageResponse)
+        return await self._call("CheckMessage", self._stub.CheckMessage, request, pb.CheckMessageResponse)
 
     async def authenticate(self, request: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
-        return await self._call(self._stub.Authenticate, request, pb.AuthenticateResponse)
+        return await self._call("Authenticate", self._stub.Authenticate, request, pb.AuthenticateResponse)
 
     async def _call(
         self,
+        rpc: str,
         method: Callable[..., Awaitable[Response]],
         request: object,
         response_type: Callable[..., Response],
@@ -85,9 +88,12 @@ class PolicyClient:
         try:
             response = await method(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            log.warning("policy call failed", extra={"code": exc.code().name, "details": exc.details()})
+            POLICY_CALLS.labels(rpc=rpc, result=exc.code().name.lower()).inc()
+            log.warning("policy call failed", extra={"rpc": rpc, "code": exc.code().name, "details": exc.details()})
             return response_type(verdict=UNAVAILABLE)
         if response.verdict.action == pb.ACTION_UNSPECIFIED:
-            log.error("policy answered without an action")
+            POLICY_CALLS.labels(rpc=rpc, result="no_action").inc()
+            log.error("policy answered without an action", extra={"rpc": rpc})
             return response_type(verdict=UNAVAILABLE)
+        POLICY_CALLS.labels(rpc=rpc, result="ok").inc()
         return response

@@ -108,6 +108,8 @@ class RelaySMTP(SMTP):
         self._counted = False
         self._admitted_ip: str | None = None
         self._data_timer_reset = 0.0
+        # The command being answered, for the reply counter.
+        self._stage = "connect"
 
     # --- connection lifecycle -------------------------------------------
 
@@ -170,6 +172,7 @@ class RelaySMTP(SMTP):
     def _say_and_close(self, line: str) -> None:
         """Write a last reply and close; the transport flushes it first."""
         if self.transport is not None and not self.transport.is_closing():
+            metrics.count_reply("session", line)
             self._writer.write(line.encode("ascii") + b"\r\n")
             self.transport.close()
 
@@ -180,13 +183,16 @@ class RelaySMTP(SMTP):
             line = normalized(status)
             if line.startswith("5"):
                 self._errors += 1
+            metrics.count_reply(self._stage, line)
             await super().push(line)
         else:
             await super().push(status)
 
     async def _push_raw(self, line: str) -> None:
         """Greeting, HELO and EHLO lines: printable, but no enhanced code (RFC 2034)."""
-        await super().push(printable(line))
+        line = printable(line)
+        metrics.count_reply(self._stage, line)
+        await super().push(line)
 
     # --- the command loop -----------------------------------------------
 
@@ -295,6 +301,7 @@ class RelaySMTP(SMTP):
                 await self._reader.read(error.consumed)
 
     async def _command(self, line: bytes | None) -> None:
+        self._stage = "other"
         if line is None or len(line) > self._settings.max_command_length + 2:
             await self.push("500 5.5.2 Line too long")
             return
@@ -307,6 +314,8 @@ class RelaySMTP(SMTP):
             await self.push("500 5.5.2 Syntax error, command unrecognized")
             return
         command = verb.decode("ascii").upper()
+        if command in self._smtp_methods:
+            self._stage = command.lower()
         arg = rest.strip().decode("utf-8", errors="surrogateescape") or None
         if not self._tls_handshake_okay and command != "QUIT":
             await self.push("554 5.7.0 Command refused due to lack of security")

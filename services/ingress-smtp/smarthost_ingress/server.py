@@ -33,9 +33,11 @@ log = logging.getLogger("smarthost.ingress")
 def shared_state(settings: IngressSettings) -> Shared:
     memory = MemoryBudget(settings.data_memory_limit)
     metrics.DATA_MEMORY.set_function(lambda: memory.used)
+    sessions = Sessions()
+    metrics.SESSIONS.set_function(lambda: len(sessions.active))
     return Shared(
         settings=settings,
-        sessions=Sessions(),
+        sessions=sessions,
         connections=ConnectionLimits(settings.max_connections, settings.max_connections_per_ip),
         memory=memory,
         auth_throttle=AuthThrottle(

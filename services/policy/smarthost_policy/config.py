@@ -24,3 +24,5 @@ class PolicySettings(ServiceSettings):
     dns_timeout: Duration = Field(default=3.0, gt=0, le=30)
     # DNS answers kept in the cache at most.
     dns_cache_size: int = Field(default=10000, gt=0)
+    # Name the customer on the per-customer counters (one series per customer: see docs/operations.md).
+    metrics_customer_label: bool = False

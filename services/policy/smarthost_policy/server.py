@@ -27,6 +27,7 @@ from smarthost_policy.rate_limit import RateLimiter
 from smarthost_policy.reload import PolicyFileWatcher
 from smarthost_policy.routability import Routability
 from smarthost_policy.service import PolicyService
+from smarthost_policy.usage import CustomerUsage
 
 log = logging.getLogger("smarthost.policy")
 
@@ -101,8 +102,17 @@ async def serve(settings: PolicySettings) -> None:
         settings.dns_timeout,
     )
     server = grpc.aio.server(options=SERVER_OPTIONS)
+    usage = CustomerUsage(redis)
     add_PolicyServiceServicer_to_server(
-        PolicyService(lambda: store.index, lambda: store.users, routability, RateLimiter(redis)), server
+        PolicyService(
+            lambda: store.index,
+            lambda: store.users,
+            routability,
+            RateLimiter(redis),
+            usage,
+            customer_label=settings.metrics_customer_label,
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -130,6 +140,7 @@ async def serve(settings: PolicySettings) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await usage.drain()
     await redis.aclose()
     probes.stop()
     log.info("policy stopped")

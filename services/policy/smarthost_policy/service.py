@@ -5,10 +5,10 @@ temporary failure, never an accept.
 """
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import grpc
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 from smarthost.policy.v1 import policy_pb2 as pb
 from smarthost.policy.v1.policy_pb2_grpc import PolicyServiceServicer
@@ -18,12 +18,12 @@ from smarthost_policy import verdicts
 from smarthost_policy.addresses import BadAddress, domain_of
 from smarthost_policy.auth import Users, authenticate
 from smarthost_policy.customers import CustomerIndex, Match
+from smarthost_policy.metrics import DECISION_DURATION, DECISIONS, MESSAGES, RATE_LIMITED
 from smarthost_policy.rate_limit import RateLimiter, rate_key
 from smarthost_policy.routability import Routability, Route
+from smarthost_policy.usage import CustomerUsage
 
 log = logging.getLogger("smarthost.policy")
-
-DECISIONS = Counter("smarthost_policy_decisions_total", "Policy decisions by check and verdict", ["check", "verdict"])
 
 
 class PolicyService(PolicyServiceServicer):
@@ -33,12 +33,16 @@ class PolicyService(PolicyServiceServicer):
         users: Callable[[], Users],
         routability: Routability,
         rate: RateLimiter,
+        usage: CustomerUsage,
+        customer_label: bool = False,
     ) -> None:
         # Callables, so a reloaded policy is seen by the next request.
         self._index = index
         self._users = users
         self._routability = routability
         self._rate = rate
+        self._usage = usage
+        self._customer_label = customer_label
 
     async def CheckConnection(
         self, request: pb.CheckConnectionRequest, context: grpc.aio.ServicerContext
@@ -118,9 +122,11 @@ class PolicyService(PolicyServiceServicer):
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
+        started = time.perf_counter()
         response = await authenticate(self._users(), request)
         outcome = pb.Action.Name(response.verdict.action).removeprefix("ACTION_").lower()
         DECISIONS.labels(check="auth", verdict=outcome).inc()
+        DECISION_DURATION.labels(stage="auth").observe(time.perf_counter() - started)
         return response
 
     async def _decide(
@@ -130,6 +136,7 @@ class PolicyService(PolicyServiceServicer):
         check: Callable[[Match], Awaitable[tuple[str, pb.Verdict]]],
     ) -> tuple[pb.Verdict, Match | None]:
         """Every stage first checks the client network (or its SMTP AUTH user), then its own rule."""
+        started = time.perf_counter()
         match = None
         try:
             if session.auth_user:
@@ -145,6 +152,9 @@ class PolicyService(PolicyServiceServicer):
             rule, verdict = "error", verdicts.internal_error()
         outcome = pb.Action.Name(verdict.action).removeprefix("ACTION_").lower()
         DECISIONS.labels(check=rule, verdict=outcome).inc()
+        DECISION_DURATION.labels(stage=stage).observe(time.perf_counter() - started)
+        if match is not None:
+            self._count_customer(stage, rule, outcome, session, match)
         log.info(
             "decision",
             extra={
@@ -157,3 +167,14 @@ class PolicyService(PolicyServiceServicer):
             },
         )
         return verdict, match
+
+    def _count_customer(self, stage: str, rule: str, outcome: str, session: pb.Session, match: Match) -> None:
+        customer = match.customer if self._customer_label else ""
+        if rule == "rate":
+            RATE_LIMITED.labels(customer=customer).inc()
+        if stage == "message":
+            MESSAGES.labels(customer=customer, verdict=outcome).inc()
+        if outcome != "accept":
+            self._usage.record(match.customer, {"refused": 1, "rate_limited": int(rule == "rate")})
+        elif stage == "message":
+            self._usage.record(match.customer, {"accepted": 1}, rate_key(session), match.limits.rate_limit)

@@ -14,6 +14,7 @@ from smarthost_policy.dns_cache import DnsCache
 from smarthost_policy.rate_limit import RateLimiter
 from smarthost_policy.routability import Routability
 from smarthost_policy.service import PolicyService
+from smarthost_policy.usage import CustomerUsage
 
 
 def broken_index() -> CustomerIndex:
@@ -37,8 +38,8 @@ def broken_users() -> Users:
 def test_unexpected_errors_are_451_4_3_0(rpc: str, request_: Any) -> None:
     async def call() -> pb.Verdict:
         routability = Routability(DnsCache(make_resolver("127.0.0.1:9", 1.0), 10), 1.0)
-        rate = RateLimiter(Redis.from_url("redis://127.0.0.1:9/0"))
-        service = PolicyService(broken_index, broken_users, routability, rate)
+        redis = Redis.from_url("redis://127.0.0.1:9/0")
+        service = PolicyService(broken_index, broken_users, routability, RateLimiter(redis), CustomerUsage(redis))
         response = await getattr(service, rpc)(request_, cast(Any, None))
         return cast(pb.Verdict, response.verdict)
 

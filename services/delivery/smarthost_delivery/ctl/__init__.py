@@ -1,16 +1,17 @@
-"""`smarthostctl`: what operators ask of the relay, one subcommand area per concern (`queue` ...)."""
+"""`smarthostctl`: what operators ask of the relay, one subcommand area per concern.
+
+`queue` (the mail queue), `trace` (one message's story), `customer` (one
+customer's usage) and `policy` (ask the policy service).
+"""
 
 import argparse
 import asyncio
 
 from redis.asyncio import Redis
 
-from smarthost_common.settings import ServiceSettings, load_settings
-from smarthost_delivery.ctl import queue_cmds
-
-
-class CtlSettings(ServiceSettings):
-    metrics_listen: str = "127.0.0.1:0"
+from smarthost_common.settings import load_settings
+from smarthost_delivery.ctl import customer_cmds, policy_cmds, queue_cmds, trace_cmds
+from smarthost_delivery.ctl.settings import CtlSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,6 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     areas = parser.add_subparsers(dest="area", required=True, metavar="AREA")
     queue_cmds.register(areas)
+    trace_cmds.register(areas)
+    customer_cmds.register(areas)
+    policy_cmds.register(areas)
     args = parser.parse_args(argv)
     settings = load_settings(CtlSettings)
 

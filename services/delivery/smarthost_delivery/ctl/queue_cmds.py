@@ -1,7 +1,6 @@
 """`smarthostctl queue ...`: the relay's mailq, postqueue and postsuper."""
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -10,6 +9,7 @@ from smarthost.queue.v1.queue_pb2 import Recipient
 
 from smarthost_common.settings import ServiceSettings
 from smarthost_delivery import queue_admin
+from smarthost_delivery.ctl.output import common_flags, print_json
 from smarthost_delivery.ctl.tables import age, approx, clip, table, timestamp, until
 from smarthost_delivery.queue_admin import QueuedItem
 
@@ -17,9 +17,7 @@ LIST_LIMIT = 1000
 
 
 def register(areas: Any) -> None:
-    # Accepted after the command too (`queue list --json`), without overriding the global flag.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common = common_flags()
     queue = areas.add_parser("queue", help="the mail queue").add_subparsers(
         dest="command", required=True, metavar="COMMAND"
     )
@@ -46,7 +44,7 @@ def register(areas: Any) -> None:
 async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
     counts = await queue_admin.counts(redis)
     if args.json:
-        _print_json(vars(counts))
+        print_json(vars(counts))
         return 0
     rows = [
         ["ready", str(counts.ready)],
@@ -63,7 +61,7 @@ async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
 async def list_queue(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
     items = await queue_admin.list_messages(redis, args.limit)
     if args.json:
-        _print_json([_item_json(item) for item in items])
+        print_json([_item_json(item) for item in items])
         return 0
     if not items:
         print("queue is empty")
@@ -98,7 +96,7 @@ async def show(redis: Redis, args: argparse.Namespace, settings: ServiceSettings
     item, body = found
     headers = body.partition(b"\r\n\r\n")[0].decode("utf-8", "replace")
     if args.json:
-        _print_json({**_item_json(item), "headers": headers})
+        print_json({**_item_json(item), "headers": headers})
         return 0
     record = item.record
     fields = [
@@ -130,7 +128,7 @@ async def retry(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
     if args.all:
         moved = await queue_admin.retry_all(redis)
         if args.json:
-            _print_json(moved)
+            print_json(moved)
         else:
             for queue_id, where in moved.items():
                 print(f"{queue_id}: {where} -> ready")
@@ -140,7 +138,7 @@ async def retry(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
     if where == "missing":
         return _missing(args.queue_id)
     if args.json:
-        _print_json({args.queue_id: where})
+        print_json({args.queue_id: where})
     elif where == "active":
         print(f"{args.queue_id}: already ready or being delivered")
     else:
@@ -153,7 +151,7 @@ async def delete(redis: Redis, args: argparse.Namespace, settings: ServiceSettin
     if not existed:
         return _missing(args.queue_id)
     if args.json:
-        _print_json({"deleted": args.queue_id, "dsn_queue_id": dsn_id or None})
+        print_json({"deleted": args.queue_id, "dsn_queue_id": dsn_id or None})
     else:
         print(f"{args.queue_id}: deleted" + (f", DSN {dsn_id} queued to the sender" if dsn_id else ""))
     return 0
@@ -199,7 +197,3 @@ def _missing(queue_id: str) -> int:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=None, sort_keys=True))

@@ -1,0 +1,12 @@
+"""Settings of `smarthostctl`, from the same `SMARTHOST_*` variables as the services."""
+
+from pydantic import Field
+
+from smarthost_common.settings import Duration, ServiceSettings
+
+
+class CtlSettings(ServiceSettings):
+    metrics_listen: str = "127.0.0.1:0"
+    # For `policy check`: the policy service, as the ingress reaches it.
+    policy_addr: str = "127.0.0.1:50051"
+    policy_timeout: Duration = Field(default=5.0, gt=0)
