@@ -6,10 +6,11 @@ the variable, never later in the middle of a transaction.
 
 import socket
 import sys
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from smarthost_common.dns import parse_servers
 from smarthost_common.durations import parse_duration
@@ -32,10 +33,26 @@ def _dns_servers(value: str) -> str:
     return value
 
 
+def _networks(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a network like 10.0.0.0/8 (with host bits zero)") from None
+    return tuple(networks)
+
+
 # Seconds, written in the environment as `90s`, `10m`, `6h`, `5d`.
 Duration = Annotated[float, BeforeValidator(_duration)]
 # A listen or connect address, `host:port` or `[v6]:port`.
 HostPort = Annotated[str, AfterValidator(_hostport)]
+# `10.0.0.0/8,2001:db8::/32`, as operators write lists in one variable.
+Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
 # `ip[:port]`, comma separated; empty means the system resolver.
 DnsServers = Annotated[str, AfterValidator(_dns_servers)]
 

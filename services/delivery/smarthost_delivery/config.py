@@ -2,29 +2,24 @@
 
 import os
 import socket
-from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_settings import NoDecode
 
 from smarthost_common.durations import parse_schedule
-from smarthost_common.settings import DnsServers, Duration, HostPort, ServiceSettings
+from smarthost_common.settings import DnsServers, Duration, HostPort, Networks, ServiceSettings
 
 
 def _schedule(value: object) -> object:
     return parse_schedule(value) if isinstance(value, str) else value
 
 
-def _networks(value: object) -> object:
-    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
-
-
 class DeliverySettings(ServiceSettings):
     dns_servers: DnsServers = ""
     delivery_port: int = Field(default=25, gt=0, lt=65536)
     # Internal ranges delivery may connect to anyway (tests: 127.0.0.0/8).
-    delivery_allow_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode, BeforeValidator(_networks)] = []
+    delivery_allow_networks: Networks = ()
     # Waits between attempts; the last one repeats. Like Postfix's backoff.
     retry_schedule: Annotated[list[float], NoDecode, BeforeValidator(_schedule)] = [300, 600, 1200, 2400, 4000]
     max_queue_lifetime: Duration = Field(default=5 * 86400, gt=0)

@@ -1,10 +1,11 @@
 """Which addresses delivery may connect to, whatever an MX record says."""
 
+from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 
 class AddressPolicy:
-    def __init__(self, allowed: list[IPv4Network | IPv6Network]) -> None:
+    def __init__(self, allowed: Sequence[IPv4Network | IPv6Network]) -> None:
         self._allowed = allowed
 
     def permits(self, address: str) -> bool:

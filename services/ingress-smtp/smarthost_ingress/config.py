@@ -1,32 +1,10 @@
 """Settings of `smarthost-ingress`, from `SMARTHOST_*` environment variables."""
 
-from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Annotated
+from pydantic import Field, FilePath, ValidationInfo, field_validator
 
-from pydantic import BeforeValidator, Field, FilePath, ValidationInfo, field_validator
-from pydantic_settings import NoDecode
-
-from smarthost_common.settings import Duration, HostPort, ServiceSettings
+from smarthost_common.settings import Duration, HostPort, Networks, ServiceSettings
 
 MiB = 1024 * 1024
-
-
-def _networks(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    networks = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ip_network(item))
-        except ValueError:
-            raise ValueError(f"{item!r} is not a network like 10.0.0.0/8 (with host bits zero)") from None
-    return tuple(networks)
-
-
-# `10.0.0.0/8,2001:db8::/32`, as operators write lists in one variable.
-Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
 
 
 class IngressSettings(ServiceSettings):
