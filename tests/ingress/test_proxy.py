@@ -2,6 +2,7 @@
 
 import ipaddress
 import struct
+import time
 
 import pytest
 from support.ingress_stack import TRUSTED_PROXY, Ingress, IngressStack
@@ -19,6 +20,13 @@ def v2(client: str) -> bytes:
     body = addresses + struct.pack("!HH", 40000, 25)
     # Version 2, command PROXY; TCP over IPv4.
     return V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+
+
+def v2_ipv6(client: str) -> bytes:
+    addresses = ipaddress.IPv6Address(client).packed + ipaddress.IPv6Address("::1").packed
+    body = addresses + struct.pack("!HH", 40000, 25)
+    # Version 2, command PROXY; TCP over IPv6.
+    return V2_SIGNATURE + bytes([0x21, 0x21]) + struct.pack("!H", len(body)) + body
 
 
 def v2_local() -> bytes:
@@ -50,6 +58,32 @@ def test_trusted_balancer_names_the_client_the_policy_sees(
         refused = wire.command("MAIL FROM:<mallory@sender.test>")
         assert (refused.code, refused.enhanced) == (554, b"5.7.1")
         assert b"192.0.2.7" in refused.text
+
+
+@pytest.mark.parametrize("header", [b"PROXY TCP6 ::1 ::1 40000 25\r\n", v2_ipv6("::1")], ids=["v1", "v2"])
+def test_trusted_balancer_names_an_ipv6_client(stack: IngressStack, ingress: Ingress, header: bytes) -> None:
+    with Wire("127.0.0.1", ingress.port, source=TRUSTED_PROXY) as wire:
+        wire.send(header)
+        wire.greeting()
+        for command in ("EHLO customer.test", "MAIL FROM:<alice@sender.test>", "RCPT TO:<bob@example.test>"):
+            assert wire.command(command).code == 250
+        assert wire.command("DATA").code == 354
+        assert wire.command(b"Subject: proxied over IPv6\r\n\r\nhi\r\n.").code == 250
+    [(record, body)] = stack.queued()
+    assert record.client_ip == "::1"
+    assert body.startswith(b"Received: from customer.test ([::1])")
+
+
+def test_trusted_balancer_that_sends_nothing_is_dropped_after_the_timeout(stack: IngressStack) -> None:
+    ingress = stack.start_ingress(SMARTHOST_PROXY_TIMEOUT="1s")
+    with Wire("127.0.0.1", ingress.port, source=TRUSTED_PROXY, timeout=10) as wire:
+        started = time.monotonic()
+        assert wire.closed()
+        # Closed by the PROXY timeout, not by the 5-minute command timeout; and no greeting.
+        assert time.monotonic() - started < 8
+        with pytest.raises(ConnectionError):
+            wire.line()
+    ingress.process.stop()
 
 
 def test_health_check_without_client_address_is_the_balancer_itself(ingress: Ingress) -> None:
