@@ -31,6 +31,26 @@ class StallingHandler(SinkHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
+class ConcurrencyRecordingHandler(SinkHandler):
+    """Holds each DATA for `hold` seconds and remembers the most transactions it had at once."""
+
+    def __init__(self, hold: float) -> None:
+        super().__init__()
+        self.hold = hold
+        self.in_flight = 0
+        self.most_at_once = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        # One event loop serves every session, so these updates do not race.
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        try:
+            await asyncio.sleep(self.hold)
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.in_flight -= 1
+
+
 class TlsRecordingHandler(SinkHandler):
     """Remembers, per message, whether it arrived over TLS."""
 
