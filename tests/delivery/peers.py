@@ -3,11 +3,10 @@
 import asyncio
 import socketserver
 import ssl
-import subprocess
 import threading
-from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from support.sinks import SinkHandler
@@ -75,19 +74,10 @@ class Peer:
         self._controller.stop()
 
 
-def self_signed_context(directory: Path, name: str) -> ssl.SSLContext:
-    cert, key = directory / "peer.crt", directory / "peer.key"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}"),
-            *("-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+def untrusted_tls_context(name: str) -> ssl.SSLContext:
+    """A server certificate from a throwaway CA the relay does not know, as on most MX hosts."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    trustme.CA().issue_cert(name).configure_cert(context)
     return context
 
 

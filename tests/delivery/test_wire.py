@@ -2,7 +2,6 @@
 
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from support.redis_server import RedisServer
@@ -11,7 +10,7 @@ from support.sinks import SmtpSink
 from support.waiting import wait_until
 
 from delivery.helpers import FAST, HOSTS, parse, put, queue_is_empty, report_parts
-from delivery.peers import Peer, TlsRecordingHandler, WireRecorder, self_signed_context
+from delivery.peers import Peer, TlsRecordingHandler, WireRecorder, untrusted_tls_context
 
 
 def test_bare_cr_and_lf_never_leave_and_dots_are_stuffed(relay: Relay, redis_server: RedisServer, mx_port: int) -> None:
@@ -33,9 +32,9 @@ def test_bare_cr_and_lf_never_leave_and_dots_are_stuffed(relay: Relay, redis_ser
     assert b"\r" not in wire.replace(b"\r\n", b"") and b"\n" not in wire.replace(b"\r\n", b"")
 
 
-def test_starttls_is_used_when_offered(relay: Relay, redis_server: RedisServer, mx_port: int, tmp_path: Path) -> None:
+def test_starttls_is_used_when_offered(relay: Relay, redis_server: RedisServer, mx_port: int) -> None:
     handler = TlsRecordingHandler()
-    peer = Peer(handler, HOSTS["wire.test"], mx_port, tls_context=self_signed_context(tmp_path, "mx.wire.test"))
+    peer = Peer(handler, HOSTS["wire.test"], mx_port, tls_context=untrusted_tls_context("mx.wire.test"))
     try:
         relay.start_delivery(**FAST, SMARTHOST_DELIVERY_TLS="required")
         put(redis_server.url, "alice@sender.test", ["bob@wire.test"])
