@@ -60,6 +60,7 @@ test: lint typecheck pytest
 bench: install system-packages
 	$(BIN)/python bench/customer_lookup.py
 	$(BIN)/python bench/ingress_throughput.py
+	$(BIN)/python bench/delivery_throughput.py
 
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache
