@@ -55,9 +55,12 @@ pytest: install system-packages
 
 test: lint typecheck pytest
 
-# Micro-benchmarks; figures are ratios against a baseline measured in the same run.
-bench: install
+# Benchmarks; figures are ratios against a baseline measured in the same run.
+# The end-to-end ones start Redis, dnsmasq and the services on loopback.
+bench: install system-packages
 	$(BIN)/python bench/customer_lookup.py
+	$(BIN)/python bench/ingress_throughput.py
+	$(BIN)/python bench/delivery_throughput.py
 
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache
