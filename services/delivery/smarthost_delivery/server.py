@@ -4,6 +4,7 @@ import asyncio
 import logging
 import signal
 
+import dns.resolver
 from redis.asyncio import Redis
 
 from smarthost_common.dns import make_resolver
@@ -23,13 +24,22 @@ from smarthost_delivery.worker import Worker
 log = logging.getLogger("smarthost.delivery")
 
 DNS_TIMEOUT = 10.0
+# MX and address answers kept (for their TTL) across messages to the same domains.
+DNS_CACHE_SIZE = 10_000
+
+
+def resolver(settings: DeliverySettings) -> MxResolver:
+    """A resolver that remembers answers: three lookups per message cost a third of a worker's time."""
+    dns_resolver = make_resolver(settings.dns_servers, DNS_TIMEOUT)
+    dns_resolver.cache = dns.resolver.LRUCache(DNS_CACHE_SIZE)
+    return MxResolver(dns_resolver)
 
 
 async def serve(settings: DeliverySettings) -> None:
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
     pool = ConnectionPool(settings.delivery_connection_idle)
     transport = DomainTransport(
-        MxResolver(make_resolver(settings.dns_servers, DNS_TIMEOUT)),
+        resolver(settings),
         AddressPolicy(settings.delivery_allow_networks),
         pool,
         # Waiting for a busy destination's slot is bounded like any SMTP stage.
