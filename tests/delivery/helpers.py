@@ -5,6 +5,7 @@ Extra destinations (all on the shared MX port):
 - internal.test: its MX is on 127.0.0.9, which tests using it do not allow.
 - stall.test: 127.0.0.7, for a peer that hangs before answering DATA.
 - wire.test: 127.0.0.8, for peers that record raw bytes or speak TLS.
+- v6.test: its MX has only an IPv6 address, ::1.
 """
 
 import asyncio
@@ -31,12 +32,21 @@ HOSTS = {
     "stall.test": "127.0.0.7",
     "wire.test": "127.0.0.8",
     "internal.test": "127.0.0.9",
+    "v6.test": "::1",
 }
 
 ZONE = [
     *(
         record
-        for domain in ("example.test", "other.test", "sender.test", "stall.test", "wire.test", "internal.test")
+        for domain in (
+            "example.test",
+            "other.test",
+            "sender.test",
+            "stall.test",
+            "wire.test",
+            "internal.test",
+            "v6.test",
+        )
         for record in (mx(domain, f"mx.{domain}"), a(f"mx.{domain}", HOSTS[domain]))
     ),
     null_mx("nullmx.test"),

@@ -46,6 +46,19 @@ def test_secondary_mx_takes_the_mail_when_the_primary_is_down(
     assert secondary.handler.transactions == 1
 
 
+def test_an_mx_with_only_an_ipv6_address_is_reached_over_ipv6(
+    relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer
+) -> None:
+    destination = sinks("v6.test")
+    relay.start_delivery(**FAST, SMARTHOST_DELIVERY_ALLOW_NETWORKS="127.0.0.0/8,::1/128")
+
+    put(redis_server.url, "alice@sender.test", ["bob@v6.test"])
+
+    wait_until(lambda: len(destination.messages) == 1, what="delivery to mx.v6.test at ::1")
+    wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
+    assert destination.messages[0].rcpt_tos == ("bob@v6.test",)
+
+
 def test_mx_on_an_internal_address_is_never_connected_to_and_bounces(
     relay: Relay, sinks: Callable[..., SmtpSink], redis_server: RedisServer, mx_port: int
 ) -> None:
