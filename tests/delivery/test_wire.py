@@ -1,5 +1,6 @@
 """What leaves the relay on the wire: normalized line endings, dot-stuffing, TLS, start-up checks."""
 
+import ssl
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,23 @@ def test_starttls_is_used_when_offered(relay: Relay, redis_server: RedisServer, 
     finally:
         peer.stop()
     assert handler.over_tls == [True]
+
+
+def test_a_failed_tls_handshake_falls_back_to_clear_text_when_opportunistic(
+    relay: Relay, redis_server: RedisServer, mx_port: int
+) -> None:
+    handler = TlsRecordingHandler()
+    # Offers STARTTLS but demands a client certificate the relay does not have.
+    context = untrusted_tls_context("mx.wire.test")
+    context.verify_mode = ssl.CERT_REQUIRED
+    peer = Peer(handler, HOSTS["wire.test"], mx_port, tls_context=context)
+    try:
+        relay.start_delivery(**FAST)
+        put(redis_server.url, "alice@sender.test", ["bob@wire.test"])
+        wait_until(lambda: len(handler.messages) == 1, timeout=30, what="delivery in clear after the failed handshake")
+    finally:
+        peer.stop()
+    assert handler.over_tls == [False]
 
 
 def test_required_tls_refuses_a_peer_without_starttls(
