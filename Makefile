@@ -14,8 +14,10 @@ SERVICES := libs/common services/policy services/ingress-smtp services/delivery
 
 install: $(VENV)/.installed $(GENERATED)
 
+# Debian's own Python needs python3-venv for this; install it when missing.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 
 $(VENV)/.installed: $(BIN)/python constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(SERVICES))
 	$(PIP) -r requirements-dev.txt
