@@ -7,10 +7,8 @@ stage was accepted, and that 250 after DATA means the message is in Redis.
 
 import logging
 import time
-from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from smarthost.policy.v1 import policy_pb2 as pb
@@ -25,103 +23,89 @@ from smarthost_ingress.replies import REDIS_UNAVAILABLE, accepted, printable, re
 log = logging.getLogger("smarthost.ingress")
 
 
-@dataclass
-class SessionState:
-    connection: pb.CheckConnectionResponse
-    queue_id: str = ""
-
-
-def client_ip(session: Session) -> str:
-    assert isinstance(session, RelaySession)
-    return session.client_ip
-
-
 class RelayHandler:
     def __init__(self, policy: PolicyClient, redis: Redis, hostname: str) -> None:
         self._policy = policy
         self._redis = redis
         self._hostname = hostname
-        self._sessions: WeakKeyDictionary[Session, SessionState] = WeakKeyDictionary()
 
-    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+    async def handle_HELO(self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, hostname: str) -> str:
         session.host_name = printable(hostname)
         await self._connection(session, refresh=True)
         return f"250 {server.hostname}"
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+        self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = printable(hostname)
-        state = await self._connection(session, refresh=True)
-        if accepted(state.connection.verdict):
-            # Advertise the customer's own limit, and let aiosmtpd enforce it.
-            server.data_size_limit = state.connection.max_message_size
+        connection = await self._connection(session, refresh=True)
+        if accepted(connection.verdict):
+            # Advertise the customer's own limit, and enforce it at MAIL and DATA.
+            server.data_size_limit = connection.max_message_size
             responses = [
                 f"250-SIZE {server.data_size_limit}" if line.startswith("250-SIZE") else line for line in responses
             ]
         return responses
 
     async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+        self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, address: str, mail_options: list[str]
     ) -> str:
-        state = await self._connection(session)
-        if not accepted(state.connection.verdict):
-            return self._refuse(server, session, "connection", state.connection.verdict)
-        state.queue_id = new_queue_id()
+        connection = await self._connection(session)
+        if not accepted(connection.verdict):
+            return self._refuse(server, session, "connection", connection.verdict)
+        session.queue_id = new_queue_id()
         response = await self._policy.check_sender(
             pb.CheckSenderRequest(
-                session=self._session(session, state),
+                session=self._session(session),
                 mail_from=_reverse_path(address),
                 declared_size=_size(mail_options),
             )
         )
         if not accepted(response.verdict):
-            return self._refuse(server, session, "sender", response.verdict, state.queue_id)
+            return self._refuse(server, session, "sender", response.verdict)
         # "" for the null reverse path: the protocol tests for None, not emptiness.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+        self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
-        state = await self._connection(session)
         response = await self._policy.check_recipient(
             pb.CheckRecipientRequest(
-                session=self._session(session, state),
+                session=self._session(session),
                 mail_from=_reverse_path(envelope.mail_from),
                 rcpt_to=address,
                 accepted_recipients=len(envelope.rcpt_tos),
             )
         )
         if not accepted(response.verdict):
-            return self._refuse(server, session, "recipient", response.verdict, state.queue_id)
+            return self._refuse(server, session, "recipient", response.verdict)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope, RelayEnvelope)
-        state = await self._connection(session)
+    async def handle_DATA(self, server: SMTP, session: RelaySession, envelope: RelayEnvelope) -> str:
+        connection = await self._connection(session)
         content = envelope.message
         response = await self._policy.check_message(
             pb.CheckMessageRequest(
-                session=self._session(session, state),
+                session=self._session(session),
                 mail_from=_reverse_path(envelope.mail_from),
                 rcpt_to=envelope.rcpt_tos,
                 size=len(content),
             )
         )
         if not accepted(response.verdict):
-            return self._refuse(server, session, "message", response.verdict, state.queue_id)
-        ip = client_ip(session)
+            return self._refuse(server, session, "message", response.verdict)
+        ip = session.client_ip
         record = QueuedMessage(
-            queue_id=state.queue_id,
+            queue_id=session.queue_id,
             mail_from=_reverse_path(envelope.mail_from),
             recipients=[Recipient(address=rcpt) for rcpt in envelope.rcpt_tos],
             client_ip=ip,
             helo=session.host_name or "",
-            customer=state.connection.customer,
+            customer=connection.customer,
             received_at_ms=int(time.time() * 1000),
         )
         size = len(content)
@@ -130,7 +114,7 @@ class RelayHandler:
             helo=session.host_name or "",
             client_ip=ip,
             hostname=self._hostname,
-            queue_id=state.queue_id,
+            queue_id=session.queue_id,
             protocol=_protocol(session),
             tls=tls_description(session.ssl),
             recipients=list(envelope.rcpt_tos),
@@ -138,24 +122,23 @@ class RelayHandler:
         try:
             await enqueue(self._redis, record, content, size=size)
         except (RedisError, OSError) as exc:
-            log.error("enqueue failed", extra={"queue_id": state.queue_id, "error": str(exc)})
+            log.error("enqueue failed", extra={"queue_id": session.queue_id, "error": str(exc)})
             return REDIS_UNAVAILABLE
         log.info(
             "queued",
             extra={
-                "queue_id": state.queue_id,
+                "queue_id": session.queue_id,
                 "client_ip": ip,
-                "customer": state.connection.customer,
+                "customer": connection.customer,
                 "from": record.mail_from,
                 "nrcpt": len(record.recipients),
                 "size": size,
             },
         )
-        return f"250 2.0.0 Ok: queued as {state.queue_id}"
+        return f"250 2.0.0 Ok: queued as {session.queue_id}"
 
-    async def authenticate(self, server: SMTP, session: Session, username: str, password: str) -> str:
+    async def authenticate(self, server: SMTP, session: RelaySession, username: str, password: str) -> str:
         """SMTP AUTH: the policy names the customer, whose limits then apply to the session."""
-        assert isinstance(session, RelaySession)
         response = await self._policy.authenticate(
             pb.AuthenticateRequest(
                 session=pb.Session(client_ip=session.client_ip, helo=session.host_name or ""),
@@ -167,42 +150,41 @@ class RelayHandler:
             return reply(response.verdict)
         session.authenticated = True
         session.auth_user = username
-        self._sessions[session] = SessionState(
-            connection=pb.CheckConnectionResponse(
-                verdict=response.verdict, customer=response.customer, max_message_size=response.max_message_size
-            )
+        session.connection = pb.CheckConnectionResponse(
+            verdict=response.verdict, customer=response.customer, max_message_size=response.max_message_size
         )
         server.data_size_limit = response.max_message_size
         log.info("authenticated", extra={"client_ip": session.client_ip, "user": printable(username)})
         return "235 2.7.0 Authentication successful"
 
-    async def _connection(self, session: Session, refresh: bool = False) -> SessionState:
+    async def _connection(self, session: RelaySession, refresh: bool = False) -> pb.CheckConnectionResponse:
         """The connection verdict, asked once per HELO/EHLO (or at MAIL without one)."""
-        state = self._sessions.get(session)
-        if state is None or refresh:
+        if session.connection is None or refresh:
             request = pb.CheckConnectionRequest(
-                session=pb.Session(client_ip=client_ip(session), helo=session.host_name or "", auth_user=_user(session))
+                session=pb.Session(
+                    client_ip=session.client_ip, helo=session.host_name or "", auth_user=session.auth_user
+                )
             )
-            state = SessionState(connection=await self._policy.check_connection(request))
-            self._sessions[session] = state
-        return state
+            session.connection = await self._policy.check_connection(request)
+        return session.connection
 
-    def _session(self, session: Session, state: SessionState) -> pb.Session:
+    @staticmethod
+    def _session(session: RelaySession) -> pb.Session:
         return pb.Session(
-            client_ip=client_ip(session),
+            client_ip=session.client_ip,
             helo=session.host_name or "",
-            queue_id=state.queue_id,
-            auth_user=_user(session),
+            queue_id=session.queue_id,
+            auth_user=session.auth_user,
         )
 
     @staticmethod
-    def _refuse(server: SMTP, session: Session, stage: str, verdict: pb.Verdict, queue_id: str = "") -> str:
+    def _refuse(server: SMTP, session: RelaySession, stage: str, verdict: pb.Verdict) -> str:
         """The refusal as the client hears it, logged with the transaction's queue id."""
         if verdict.action == pb.ACTION_DISCONNECT and server.transport is not None:
             # Runs after aiosmtpd has written the reply; close() flushes it first.
             server.loop.call_soon(server.transport.close)
         line = reply(verdict)
-        fields = {"queue_id": queue_id, "stage": stage, "client_ip": client_ip(session), "reply": line}
+        fields = {"queue_id": session.queue_id, "stage": stage, "client_ip": session.client_ip, "reply": line}
         log.info("refused", extra=fields)
         return line
 
@@ -220,12 +202,7 @@ def _reverse_path(address: str | None) -> str:
     return address or ""
 
 
-def _user(session: Session) -> str:
-    assert isinstance(session, RelaySession)
-    return session.auth_user
-
-
-def _protocol(session: Session) -> str:
+def _protocol(session: RelaySession) -> str:
     """RFC 3848: ESMTP, then S for TLS and A for SMTP AUTH."""
     if not session.extended_smtp:
         return "SMTP"

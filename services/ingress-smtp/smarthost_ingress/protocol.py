@@ -25,6 +25,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.proxy_protocol import get_proxy
 from aiosmtpd.smtp import ALLOWED_BEFORE_STARTTLS, MISSING, SMTP, Envelope, Session, TLSSetupException
+from smarthost.policy.v1 import policy_pb2 as pb
 
 from smarthost_ingress import metrics
 from smarthost_ingress.addresses import AddressError, Path, parse_path
@@ -59,6 +60,10 @@ class RelaySession(Session):
         self.client_ip = ""
         # Set by a successful SMTP AUTH.
         self.auth_user = ""
+        # The policy's answer for this client (at HELO/EHLO, or AUTH), and the
+        # queue id of the transaction in progress (assigned at MAIL).
+        self.connection: pb.CheckConnectionResponse | None = None
+        self.queue_id = ""
 
 
 class RelayEnvelope(Envelope):
