@@ -24,6 +24,9 @@ log = logging.getLogger("smarthost.delivery")
 
 # Look for abandoned entries at least this often (more often when claim_idle is short).
 CLAIM_EVERY = 30.0
+# Move due deferred messages back this often: retries are minutes apart, so a
+# second's lateness costs nothing, and a busy worker's reads skip the script.
+PROMOTE_EVERY = 1.0
 
 
 class Worker:
@@ -48,14 +51,16 @@ class Worker:
         await self._queue.ensure_group()
         upkeep = asyncio.create_task(self._upkeep())
         claim_every = min(CLAIM_EVERY, self._settings.claim_idle / 2)
-        last_claim = 0.0
+        last_claim = last_promote = 0.0
         while not stop.is_set():
             free = self._settings.delivery_concurrency - len(self._tasks)
             if free <= 0:
                 await asyncio.wait(self._tasks, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                await self._queue.promote_due(int(time.time() * 1000))
+                if time.monotonic() - last_promote >= PROMOTE_EVERY:
+                    last_promote = time.monotonic()
+                    await self._queue.promote_due(int(time.time() * 1000))
                 entries: list[Entry] = []
                 if time.monotonic() - last_claim > claim_every:
                     last_claim = time.monotonic()
