@@ -124,8 +124,7 @@ class PolicyService(PolicyServiceServicer):
     ) -> pb.AuthenticateResponse:
         started = time.perf_counter()
         response = await authenticate(self._users(), request)
-        outcome = pb.Action.Name(response.verdict.action).removeprefix("ACTION_").lower()
-        DECISIONS.labels(check="auth", verdict=outcome).inc()
+        DECISIONS.labels(check="auth", verdict=_outcome(response.verdict)).inc()
         DECISION_DURATION.labels(stage="auth").observe(time.perf_counter() - started)
         return response
 
@@ -150,7 +149,7 @@ class PolicyService(PolicyServiceServicer):
         except Exception:
             log.exception("policy check failed", extra={"queue_id": session.queue_id, "stage": stage})
             rule, verdict = "error", verdicts.internal_error()
-        outcome = pb.Action.Name(verdict.action).removeprefix("ACTION_").lower()
+        outcome = _outcome(verdict)
         DECISIONS.labels(check=rule, verdict=outcome).inc()
         DECISION_DURATION.labels(stage=stage).observe(time.perf_counter() - started)
         if match is not None:
@@ -178,3 +177,8 @@ class PolicyService(PolicyServiceServicer):
             self._usage.record(match.customer, {"refused": 1, "rate_limited": int(rule == "rate")})
         elif stage == "message":
             self._usage.record(match.customer, {"accepted": 1}, rate_key(session), match.limits.rate_limit)
+
+
+def _outcome(verdict: pb.Verdict) -> str:
+    """The verdict's action as metrics and logs name it: accept, tempfail, reject, disconnect."""
+    return pb.Action.Name(verdict.action).removeprefix("ACTION_").lower()
