@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 # Programs the tests and `make run` start as real processes.
-DEBIAN_PACKAGES := redis-server dnsmasq-base swaks
+DEBIAN_PACKAGES := redis-server dnsmasq-base swaks postgresql
 PROGRAMS := redis-server dnsmasq swaks
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := libs/common/smarthost/policy/v1/policy_pb2.py
@@ -37,6 +37,7 @@ $(GENERATED): $(PROTOS) $(BIN)/python
 # Installs the Debian packages whose programs are missing (CI starts bare).
 system-packages:
 	@missing=""; for p in $(PROGRAMS); do command -v $$p >/dev/null || PATH="$$PATH:/usr/sbin" command -v $$p >/dev/null || missing=1; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(DEBIAN_PACKAGES)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \

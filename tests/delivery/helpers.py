@@ -89,7 +89,7 @@ def put_many(redis_url: str, messages: list[tuple[str, list[str], bytes]]) -> li
                     customer="loopback",
                     received_at_ms=int(time.time() * 1000),
                 )
-                await enqueue(redis, record, body)
+                await enqueue(redis, record, body, memory_max=0)
                 ids.append(record.queue_id)
         finally:
             await redis.aclose()

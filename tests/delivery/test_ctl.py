@@ -27,9 +27,11 @@ def test_operators_see_and_steer_the_queue(
 
     stats = ctl(url, "queue", "stats")
     assert stats.returncode == 0, stats
-    assert re.fullmatch(r"ready +0\nin flight +0\ndeferred +2\ndead +0\ntotal +2\noldest age +\d+s\n", stats.stdout), (
-        stats.stdout
+    expected = (
+        r"ready +0\nin flight +0\ndeferred +2\ndead +0\ntotal +2\noldest age +\d+s\n"
+        r"memory +2 messages, \d+ bytes \(Redis\)\ndisk +0 messages, 0 bytes \(spool\)\n"
     )
+    assert re.fullmatch(expected, stats.stdout), stats.stdout
     counts = json.loads(ctl(url, "--json", "queue", "stats").stdout)
     assert {key: counts[key] for key in ("ready", "in_flight", "deferred", "dead", "total")} == {
         "ready": 0,

@@ -1,20 +1,33 @@
 """The mail queue in Redis, as both the ingress (writer) and delivery (reader) see it.
 
 Each message is a hash `smarthost:msg:<queue id>` holding the protobuf record
-and the raw message bytes; the ready stream carries only queue ids, so a
-message's bytes are written once however often it is retried. The index holds
-every queued message by arrival time, so operators can list the queue and see
-its oldest message without scanning keys.
+and either the message bytes (`body`: the memory tier) or, when the bytes are
+in the PostgreSQL spool (the disk tier), their size and whether they hold
+8-bit data (`spooled`, `eightbit`). The ready stream carries only queue ids,
+so a message's bytes are written once however often it is retried. The index
+holds every queued message by arrival time, so operators can list the queue
+and see its oldest message without scanning keys. The hash `smarthost:queue:tiers`
+counts messages and bytes per tier; every script that moves or removes a body
+keeps it exact, and the ingress reads it to decide where a new body goes.
+
+Every change of a message's state is one Lua script (the functions in
+LUA_LIB, shared). Delivery's carry `allow-oom`: with Redis at its maxmemory
+it must still ack, defer and remove (most of which frees memory), and past
+maxmemory Redis refuses to queue any command in a MULTI, so a settling step
+is never a MULTI. The ingress's enqueue does not: a full Redis refuses new
+mail, it never refuses to settle queued mail.
 """
 
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
-from smarthost_common.trace import add_trace, trace_event
+from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, trace_key
 
 READY_STREAM = "smarthost:queue:ready"
 DELIVERY_GROUP = "delivery"
@@ -22,8 +35,90 @@ DEFERRED_SET = "smarthost:queue:deferred"
 # Entries whose delivery kept crashing workers, parked for an operator.
 DEAD_STREAM = "smarthost:queue:dead"
 QUEUE_INDEX = "smarthost:queue:index"
+# memory_bytes, memory_messages, disk_bytes, disk_messages.
+TIERS = "smarthost:queue:tiers"
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+# Lua functions the queue's scripts share; a script is flags + LUA_LIB + its body.
+LUA_LIB = """
+-- Appends events (a table) to a message's trace, capped and kept for ttl seconds.
+local function append_trace(key, max_events, ttl, events)
+  if #events == 0 then return end
+  redis.call('RPUSH', key, unpack(events))
+  redis.call('LTRIM', key, -tonumber(max_events), -1)
+  redis.call('EXPIRE', key, ttl)
+end
+
+-- Stores a message and announces it. A body given inline goes to the memory
+-- tier unless that would pass memory_max bytes (then 0, and nothing is
+-- written); a non-empty `spooled` is the size of a body the spool holds.
+-- k: message, queue index, ready stream, tiers, trace
+-- a: queue id, record, received ms, body, spooled, eightbit, memory max, trace event
+local function add_message(k, a, max_events, ttl)
+  if a[5] == '' then
+    local size = string.len(a[4])
+    local max = tonumber(a[7])
+    if max > 0 and tonumber(redis.call('HGET', k[4], 'memory_bytes') or '0') + size > max then return 0 end
+    redis.call('HSET', k[1], 'record', a[2], 'body', a[4])
+    redis.call('HINCRBY', k[4], 'memory_bytes', size)
+    redis.call('HINCRBY', k[4], 'memory_messages', 1)
+  else
+    redis.call('HSET', k[1], 'record', a[2], 'spooled', a[5], 'eightbit', a[6])
+    redis.call('HINCRBY', k[4], 'disk_bytes', a[5])
+    redis.call('HINCRBY', k[4], 'disk_messages', 1)
+  end
+  redis.call('ZADD', k[2], a[3], a[1])
+  redis.call('XADD', k[3], '*', 'id', a[1])
+  append_trace(k[5], max_events, ttl, {a[8]})
+  return 1
+end
+
+-- Takes a message out of the tier counts; says which tier held its body ('' for none).
+local function uncount(message, tiers)
+  local spooled = redis.call('HGET', message, 'spooled')
+  if spooled then
+    redis.call('HINCRBY', tiers, 'disk_bytes', -tonumber(spooled))
+    redis.call('HINCRBY', tiers, 'disk_messages', -1)
+    return 'disk'
+  end
+  if redis.call('HEXISTS', message, 'body') == 1 then
+    redis.call('HINCRBY', tiers, 'memory_bytes', -redis.call('HSTRLEN', message, 'body'))
+    redis.call('HINCRBY', tiers, 'memory_messages', -1)
+    return 'memory'
+  end
+  return ''
+end
+"""
+
+# The ingress's enqueue, refused by Redis itself past its maxmemory: a full
+# Redis refuses new mail, never the settling of queued mail.
+# KEYS: message, queue index, ready stream, tiers, trace; ARGV: add_message's, trace max events, trace ttl
+ENQUEUE = (
+    "#!lua\n" + LUA_LIB + "return add_message({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, ARGV, ARGV[9], ARGV[10])\n"
+)
+
+
+@dataclass(frozen=True)
+class StoredBody:
+    """A message's bytes as the queue holds them: inline (memory tier) or in the spool (disk tier)."""
+
+    size: int
+    eight_bit: bool
+    # None when the bytes are in the spool.
+    data: bytes | None
+
+    @property
+    def spooled(self) -> bool:
+        return self.data is None
+
+
+@dataclass(frozen=True)
+class TierCounts:
+    memory_messages: int = 0
+    memory_bytes: int = 0
+    disk_messages: int = 0
+    disk_bytes: int = 0
 
 
 def message_key(queue_id: str) -> str:
@@ -36,25 +131,62 @@ def new_queue_id() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(75, -1, -5))
 
 
-async def enqueue(redis: Redis, record: QueuedMessage, body: bytes | bytearray, **trace: object) -> None:
-    """Store the message and announce it to delivery in one MULTI/EXEC.
+def stored_body(fields: Sequence[object]) -> StoredBody | None:
+    """From HMGET body spooled eightbit; None when the message is gone."""
+    body, spooled, eight_bit = fields
+    if isinstance(body, bytes):
+        return StoredBody(len(body), not body.isascii(), body)
+    if isinstance(spooled, bytes):
+        return StoredBody(int(spooled), eight_bit == b"1", None)
+    return None
 
-    Either both happen or neither does, so a message is never announced
-    without its bytes, nor stored where no worker will find it.
+
+async def tier_counts(redis: Redis) -> TierCounts:
+    found = await redis.hgetall(TIERS)
+    return TierCounts(**{_text(key): int(value) for key, value in found.items()})
+
+
+async def enqueue(
+    redis: Redis, record: QueuedMessage, body: bytes | bytearray, memory_max: int, **trace: object
+) -> bool:
+    """Store the message with its body in the memory tier and announce it, in one step.
+
+    False (and nothing written) when the memory tier would pass `memory_max` bytes (0: no mark).
     """
-    async with redis.pipeline(transaction=True) as pipe:
-        add_to_queue(pipe, record, body, **trace)
-        await pipe.execute()
+    args = message_args(record, body, b"", memory_max, trace)
+    return bool(await redis.eval(ENQUEUE, 5, *message_keys(record), *args, TRACE_MAX_EVENTS, TRACE_TTL))
+
+
+async def enqueue_spooled(
+    redis: Redis, record: QueuedMessage, spooled_size: int, eight_bit: bool, **trace: object
+) -> None:
+    """Store the record of a message whose body the spool already holds (committed), and announce it."""
+    args = message_args(record, b"", str(spooled_size).encode(), 0, {"tier": "disk", **trace}, eight_bit)
+    await redis.eval(ENQUEUE, 5, *message_keys(record), *args, TRACE_MAX_EVENTS, TRACE_TTL)
 
 
 def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray, **trace: object) -> None:
-    """The commands of `enqueue`, for callers that settle other things in the same MULTI.
+    """Queue a message (an operator's DSN) within the caller's MULTI, its body in the memory tier.
 
-    `trace` adds fields to the message's first trace event (its size, or the message a DSN reports on).
+    `trace` adds fields to the message's first trace event.
     """
-    pipe.hset(message_key(record.queue_id), mapping={"record": record.SerializeToString(), "body": body})
-    pipe.zadd(QUEUE_INDEX, {record.queue_id: record.received_at_ms})
-    pipe.xadd(READY_STREAM, {"id": record.queue_id})
+    args = message_args(record, body, b"", 0, trace)
+    pipe.eval(ENQUEUE, 5, *message_keys(record), *args, TRACE_MAX_EVENTS, TRACE_TTL)
+
+
+def message_keys(record: QueuedMessage) -> list[str]:
+    """The keys of `add_message` in LUA_LIB, in order."""
+    return [message_key(record.queue_id), QUEUE_INDEX, READY_STREAM, TIERS, trace_key(record.queue_id)]
+
+
+def message_args(
+    record: QueuedMessage,
+    body: bytes | bytearray,
+    spooled: bytes,
+    memory_max: int,
+    trace: dict[str, object],
+    eight_bit: bool = False,
+) -> list[bytes | bytearray | str | int]:
     queued = trace_event(
         "queued",
         client_ip=record.client_ip,
@@ -64,4 +196,17 @@ def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray,
         recipients=[rcpt.address for rcpt in record.recipients],
         **trace,
     )
-    add_trace(pipe, record.queue_id, queued)
+    return [
+        record.queue_id,
+        record.SerializeToString(),
+        record.received_at_ms,
+        body,
+        spooled,
+        "1" if eight_bit else "0",
+        memory_max,
+        queued,
+    ]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from smarthost_common.dns import parse_servers
 from smarthost_common.durations import parse_duration
 from smarthost_common.net import split_hostport
+from smarthost_common.spool import check_url
 
 PREFIX = "SMARTHOST_"
 
@@ -55,6 +56,8 @@ HostPort = Annotated[str, AfterValidator(_hostport)]
 Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
 # `ip[:port]`, comma separated; empty means the system resolver.
 DnsServers = Annotated[str, AfterValidator(_dns_servers)]
+# The PostgreSQL disk tier of the queue, `postgresql://user:pass@host/db`.
+SpoolUrl = Annotated[str, AfterValidator(check_url)]
 
 
 class ServiceSettings(BaseSettings):

@@ -8,7 +8,7 @@ from pydantic import BeforeValidator, Field
 from pydantic_settings import NoDecode
 
 from smarthost_common.durations import parse_schedule
-from smarthost_common.settings import DnsServers, Duration, HostPort, Networks, ServiceSettings
+from smarthost_common.settings import DnsServers, Duration, HostPort, Networks, ServiceSettings, SpoolUrl
 
 
 def _schedule(value: object) -> object:
@@ -43,5 +43,7 @@ class DeliverySettings(ServiceSettings):
     dead_letter_after: int = Field(default=5, gt=1)
     # How often a worker reads the queue's size and oldest age for its gauges.
     queue_metrics_interval: Duration = Field(default=15.0, gt=0)
+    # The queue's disk tier (PostgreSQL): deferred messages' bodies move there.
+    spool_url: SpoolUrl | None = None
     metrics_listen: HostPort = "0.0.0.0:9102"
     consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"

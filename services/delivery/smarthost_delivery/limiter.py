@@ -15,8 +15,10 @@ from redis.exceptions import RedisError
 
 from smarthost_delivery.metrics import DESTINATION_WAITS
 
+# allow-oom here and below: a lease is a few bytes, and delivery (which frees
+# Redis memory) must go on with Redis at its maxmemory.
 # KEYS[1] leases; ARGV: token, limit, lease ms. 1 when a slot was taken.
-ACQUIRE = """
+ACQUIRE = """#!lua flags=allow-oom
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
@@ -28,7 +30,7 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
-RENEW = """
+RENEW = """#!lua flags=allow-oom
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', KEYS[1], 'XX', now_ms + tonumber(ARGV[2]), ARGV[1])

@@ -34,3 +34,16 @@ OLDEST_AGE = Gauge(
     "smarthost_queue_oldest_message_age_seconds",
     "Age of the oldest queued message (any state), as one worker last saw it",
 )
+QUEUE_BYTES = Gauge(
+    "smarthost_queue_bytes", "Message bytes queued, by the tier holding them (memory: Redis, disk: the spool)", ["tier"]
+)
+QUEUE_TIER_MESSAGES = Gauge("smarthost_queue_tier_messages", "Queued messages by the tier holding their body", ["tier"])
+MOVED_TO_DISK = Counter(
+    "smarthost_queue_moved_to_disk_total", "Deferred messages whose body moved from Redis to the spool"
+)
+SPOOL_ERRORS = Counter(
+    "smarthost_queue_spool_errors_total", "Failed calls to the disk tier (PostgreSQL), by operation", ["op"]
+)
+TRACE_DROPPED = Counter(
+    "smarthost_queue_trace_events_dropped_total", "Trace events left out because Redis was near its maxmemory"
+)

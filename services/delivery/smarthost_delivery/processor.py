@@ -1,7 +1,11 @@
 """One delivery attempt of one queued message, and what follows: finish, defer, bounce, warn.
 
 Each step is logged with the queue id, counted, and written to the message's
-trace in the same MULTI that settles or defers it.
+trace in the same MULTI that settles or defers it (left out, and counted,
+when Redis is near its maxmemory). A deferred message's body moves to the
+spool (the disk tier) when there is one: committed there first, then let go
+of in Redis in the step that defers it, so a crash in between leaves the
+Redis copy, which delivery finds, and a spool row the sweep removes.
 """
 
 import asyncio
@@ -15,11 +19,25 @@ from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 from smarthost_common.best_effort import BestEffort
 from smarthost_common.customer_stats import add_counts
 from smarthost_common.durations import format_duration
+from smarthost_common.queue import StoredBody
+from smarthost_common.room import RedisRoom
+from smarthost_common.spool import Spool, SpoolError
 from smarthost_common.trace import trace_event
+from smarthost_delivery.body import MessageBody
 from smarthost_delivery.classify import classify
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.dsn import Action, Report, build_dsn
-from smarthost_delivery.metrics import ATTEMPTS, BOUNCES, DEAD_LETTERED, DROPPED, DSNS, LATENCY
+from smarthost_delivery.metrics import (
+    ATTEMPTS,
+    BOUNCES,
+    DEAD_LETTERED,
+    DROPPED,
+    DSNS,
+    LATENCY,
+    MOVED_TO_DISK,
+    SPOOL_ERRORS,
+    TRACE_DROPPED,
+)
 from smarthost_delivery.queue_ops import DeliveryQueue, Entry
 from smarthost_delivery.retry import next_wait
 from smarthost_delivery.smtp_transaction import Outcome
@@ -28,6 +46,10 @@ from smarthost_delivery.transport import Destination, DomainTransport
 log = logging.getLogger("smarthost.delivery")
 
 Dsn = tuple[QueuedMessage, bytes]
+
+# A message whose body the spool cannot give now waits this long, without
+# counting as an attempt of its destinations.
+SPOOL_RETRY_S = 60
 
 
 def recipient_domain(address: str) -> str:
@@ -45,12 +67,20 @@ def destinations(record: QueuedMessage) -> list[Destination]:
 
 class MessageProcessor:
     def __init__(
-        self, queue: DeliveryQueue, transport: DomainTransport, settings: DeliverySettings, redis: Redis
+        self,
+        queue: DeliveryQueue,
+        transport: DomainTransport,
+        settings: DeliverySettings,
+        redis: Redis,
+        spool: Spool | None,
+        room: RedisRoom,
     ) -> None:
         self._queue = queue
         self._transport = transport
         self._settings = settings
         self._redis = redis
+        self._spool = spool
+        self._room = room
         self._usage = BestEffort("customer usage")
 
     async def drain(self) -> None:
@@ -70,7 +100,22 @@ class MessageProcessor:
             log.info("message already settled or deleted", extra={"queue_id": entry.queue_id})
             await self._queue.drop_entry(entry)
             return
-        record, body = loaded
+        record, stored = loaded
+        body = MessageBody(record.queue_id, stored, self._spool)
+        untouched = record.SerializeToString()
+        try:
+            await self._settle(entry, record, body, stored)
+        except SpoolError as exc:
+            # A DSN needed the body and the spool could not give it: nothing of
+            # this attempt is saved, so it is all done again, later.
+            SPOOL_ERRORS.labels(op="load").inc()
+            log.error("spool unreadable; message waits", extra={"queue_id": record.queue_id, "error": str(exc)})
+            waiting = QueuedMessage.FromString(untouched)
+            waiting.next_attempt_ms = int(time.time() * 1000) + SPOOL_RETRY_S * 1000
+            note = trace_event("spool_unavailable", error=str(exc), next_attempt_ms=waiting.next_attempt_ms)
+            await self._queue.defer(entry, waiting, [], self._traced([note]))
+
+    async def _settle(self, entry: Entry, record: QueuedMessage, body: MessageBody, stored: StoredBody) -> None:
         trace: list[str] = []
         failed, delivered = await self._attempt(record, body, trace)
         now_ms = int(time.time() * 1000)
@@ -84,12 +129,13 @@ class MessageProcessor:
                     failed.append(rcpt)
         if failed:
             reason = f"the queue lifetime of {format_duration(self._settings.max_queue_lifetime)} passed"
-            dsns += self._report(record, body, "failed", failed, trace, reason if expired else "")
+            dsns += await self._report(record, body, "failed", failed, trace, reason if expired else "")
         if all(rcpt.done for rcpt in record.recipients):
             bounced = sum(rcpt.bounced for rcpt in record.recipients)
             settled = {"delivered": len(record.recipients) - bounced, "bounced": bounced, "attempts": record.attempts}
             trace.append(trace_event("settled", **settled))
-            await self._queue.finish(entry, dsns, trace)
+            if await self._queue.finish(entry, dsns, self._traced(trace)) and self._spool:
+                await self._forget_spooled(record.queue_id)
             self._count_customer(record, delivered, len(failed))
             log.info("message settled", extra={"queue_id": record.queue_id, **settled})
             return
@@ -99,10 +145,11 @@ class MessageProcessor:
         warning = self._settings.delay_warning
         if warning and not record.delay_warned and now_ms - record.received_at_ms >= warning * 1000:
             pending = [rcpt for rcpt in record.recipients if not rcpt.done]
-            dsns += self._report(record, body, "delayed", pending, trace, retry_until_ms=expiry_ms)
+            dsns += await self._report(record, body, "delayed", pending, trace, retry_until_ms=expiry_ms)
             record.delay_warned = True
         trace.append(trace_event("deferred", next_attempt_ms=record.next_attempt_ms, attempts=record.attempts))
-        await self._queue.defer(entry, record, dsns, trace)
+        spooled = await self._move_to_disk(record.queue_id, stored)
+        await self._queue.defer(entry, record, dsns, self._traced(trace), spooled)
         self._count_customer(record, delivered, len(failed))
         log.info(
             "message deferred",
@@ -110,10 +157,45 @@ class MessageProcessor:
                 "queue_id": record.queue_id,
                 "wait_s": (record.next_attempt_ms - now_ms) / 1000,
                 "attempts": record.attempts,
+                "tier": "memory" if stored.data is not None and spooled is None else "disk",
             },
         )
 
-    async def _attempt(self, record: QueuedMessage, body: bytes, trace: list[str]) -> tuple[list[Recipient], int]:
+    async def _move_to_disk(self, queue_id: str, stored: StoredBody) -> StoredBody | None:
+        """Commit a deferred body held in Redis to the spool; the stored body when it is there now.
+
+        Deferred mail waits minutes to days: that is what fills Redis when a
+        destination is down, so it waits on disk. Without a spool, or with
+        the spool down, it stays in Redis and moves at a later deferral.
+        """
+        if self._spool is None or stored.data is None or not self._spool.available:
+            return None
+        try:
+            await self._spool.store(queue_id, stored.data)
+        except SpoolError as exc:
+            SPOOL_ERRORS.labels(op="store").inc()
+            log.warning("body not moved to the spool", extra={"queue_id": queue_id, "error": str(exc)})
+            return None
+        MOVED_TO_DISK.inc()
+        return stored
+
+    async def _forget_spooled(self, queue_id: str) -> None:
+        assert self._spool is not None
+        try:
+            await self._spool.delete([queue_id])
+        except SpoolError as exc:
+            # Redis no longer points at the row: the sweep removes it later.
+            SPOOL_ERRORS.labels(op="delete").inc()
+            log.warning("spool row left for the sweep", extra={"queue_id": queue_id, "error": str(exc)})
+
+    def _traced(self, trace: list[str]) -> list[str]:
+        """The events to write, none when Redis is near its maxmemory: settling comes first."""
+        if self._room.tight and trace:
+            TRACE_DROPPED.inc(len(trace))
+            return []
+        return trace
+
+    async def _attempt(self, record: QueuedMessage, body: MessageBody, trace: list[str]) -> tuple[list[Recipient], int]:
         """Every domain at once; each recipient's result is written into the record and the trace.
 
         Returns the recipients that failed permanently in this attempt, and how many were delivered.
@@ -155,10 +237,10 @@ class MessageProcessor:
                 bounced.append(rcpt)
         return bounced, delivered
 
-    def _report(
+    async def _report(
         self,
         record: QueuedMessage,
-        body: bytes,
+        body: MessageBody,
         action: Action,
         recipients: list[Recipient],
         trace: list[str],
@@ -179,7 +261,8 @@ class MessageProcessor:
                         extra={"queue_id": record.queue_id, "to": rcpt.address, "error": rcpt.last_error},
                     )
             return []
-        dsn = build_dsn(record, body, Report(action, recipients, reason, retry_until_ms), self._settings.hostname)
+        report = Report(action, recipients, reason, retry_until_ms)
+        dsn = build_dsn(record, await body.read(), report, self._settings.hostname)
         DSNS.labels(action=action).inc()
         trace.append(
             trace_event(

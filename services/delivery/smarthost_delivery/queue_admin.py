@@ -12,11 +12,14 @@ from smarthost_common.queue import (
     DEAD_STREAM,
     DEFERRED_SET,
     DELIVERY_GROUP,
+    LUA_LIB,
     QUEUE_INDEX,
     READY_STREAM,
+    TIERS,
     add_to_queue,
     message_key,
 )
+from smarthost_common.spool import Spool, SpoolError
 from smarthost_common.trace import add_trace, trace_event
 from smarthost_delivery.dsn import Report, build_dsn
 
@@ -46,9 +49,13 @@ return 'active'
 """
 
 # Removes a message from every place it can be. A worker delivering it right
-# now finds it gone when it settles, and does not bring it back.
-# KEYS: message, deferred set, queue index, dead stream; ARGV: queue id.
-DELETE = """
+# now finds it gone when it settles, and does not bring it back. Returns
+# whether it existed and the tier its body was in.
+# KEYS: message, deferred set, queue index, dead stream, tiers; ARGV: queue id.
+DELETE = (
+    LUA_LIB
+    + """
+local tier = uncount(KEYS[1], KEYS[5])
 local existed = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
@@ -58,8 +65,9 @@ for _, entry in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
     if fields[i] == 'id' and fields[i + 1] == ARGV[1] then redis.call('XDEL', KEYS[4], entry[1]) end
   end
 end
-return existed
+return {existed, tier}
 """
+)
 
 OPERATOR_DELETED = "554 5.0.0 deleted from the queue by an operator"
 
@@ -108,12 +116,25 @@ async def list_messages(redis: Redis, limit: int) -> list[QueuedItem]:
     return await _items(redis, ids)
 
 
-async def show(redis: Redis, queue_id: str) -> tuple[QueuedItem, bytes] | None:
+async def item(redis: Redis, queue_id: str) -> QueuedItem | None:
     items = await _items(redis, [queue_id])
-    body = await redis.hget(message_key(queue_id), "body")
-    if not items or not isinstance(body, bytes):
+    return items[0] if items else None
+
+
+async def show(redis: Redis, spool: Spool | None, queue_id: str) -> tuple[QueuedItem, bytes] | None:
+    """The message and its bytes, from whichever tier holds them; raises SpoolError when the spool cannot tell."""
+    items = await _items(redis, [queue_id])
+    body, spooled = await redis.hmget(message_key(queue_id), ["body", "spooled"])
+    if not items:
         return None
-    return items[0], body
+    if isinstance(body, bytes):
+        return items[0], body
+    if spooled is None:
+        return None
+    if spool is None:
+        raise SpoolError("the body is in the disk tier: set SMARTHOST_SPOOL_URL")
+    data = await spool.load(queue_id)
+    return (items[0], data) if data is not None else None
 
 
 async def retry(redis: Redis, queue_id: str) -> str:
@@ -133,12 +154,13 @@ async def retry_all(redis: Redis) -> dict[str, str]:
     return {queue_id: await retry(redis, queue_id) for queue_id in deferred + await _dead_ids(redis)}
 
 
-async def delete(redis: Redis, queue_id: str, *, bounce: bool, hostname: str) -> tuple[bool, str]:
+async def delete(redis: Redis, spool: Spool | None, queue_id: str, *, bounce: bool, hostname: str) -> tuple[bool, str]:
     """Remove a message; with `bounce`, queue a DSN for its undelivered recipients in the same MULTI.
 
     Returns whether it existed and the queue id of the DSN ("" when none).
     """
-    found = await show(redis, queue_id)
+    exists = bool(await redis.exists(message_key(queue_id)))
+    found = await show(redis, spool, queue_id) if bounce and exists else None
     dsn: tuple[QueuedMessage, bytes] | None = None
     if found and bounce:
         item, body = found
@@ -154,11 +176,16 @@ async def delete(redis: Redis, queue_id: str, *, bounce: bool, hostname: str) ->
     async with redis.pipeline(transaction=True) as pipe:
         if dsn:
             add_to_queue(pipe, *dsn, dsn_of=queue_id)
-        if found:
+        if exists:
             deleted = trace_event("deleted", by="operator", dsn_queue_id=dsn[0].queue_id if dsn else "")
             add_trace(pipe, queue_id, deleted)
-        await script(keys=[message_key(queue_id), DEFERRED_SET, QUEUE_INDEX, DEAD_STREAM], args=[queue_id], client=pipe)
-        *_, existed = await pipe.execute()
+        await script(
+            keys=[message_key(queue_id), DEFERRED_SET, QUEUE_INDEX, DEAD_STREAM, TIERS], args=[queue_id], client=pipe
+        )
+        *_, (existed, tier) = await pipe.execute()
+    if tier == b"disk" and spool:
+        # If this fails, the sweep removes the row: Redis no longer points at it.
+        await spool.delete([queue_id])
     return bool(existed), dsn[0].queue_id if dsn and existed else ""
 
 
@@ -167,14 +194,15 @@ async def _items(redis: Redis, ids: list[str]) -> list[QueuedItem]:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for queue_id in ids:
-            pipe.hget(message_key(queue_id), "record")
+            pipe.hmget(message_key(queue_id), ["record", "spooled"])
             pipe.hstrlen(message_key(queue_id), "body")
         pipe.zmscore(DEFERRED_SET, ids)
         *fields, scores = await pipe.execute()
     dead = set(await _dead_ids(redis))
     items = []
     for index, queue_id in enumerate(ids):
-        record, size, score = fields[2 * index], fields[2 * index + 1], scores[index]
+        (record, spooled), in_memory, score = fields[2 * index], fields[2 * index + 1], scores[index]
+        size = int(spooled) if spooled is not None else in_memory
         if not isinstance(record, bytes):
             continue  # settled between the two reads
         state = "deferred" if score is not None else "dead" if queue_id in dead else "active"

@@ -2,7 +2,9 @@
 
 Every change of a message's state is one MULTI/EXEC (or one script), so a
 worker killed between any two lines leaves the message either where it was
-(and it is claimed again) or where it goes next, never nowhere.
+(and it is claimed again) or where it goes next, never nowhere. What settles
+a message runs with Redis at its maxmemory too (`allow-oom` scripts and
+commands that free memory), so a full Redis never stops delivery.
 """
 
 from dataclasses import dataclass
@@ -16,16 +18,22 @@ from smarthost_common.queue import (
     DEAD_STREAM,
     DEFERRED_SET,
     DELIVERY_GROUP,
+    LUA_LIB,
     QUEUE_INDEX,
     READY_STREAM,
-    add_to_queue,
+    TIERS,
+    StoredBody,
+    message_args,
     message_key,
+    message_keys,
+    stored_body,
 )
-from smarthost_common.trace import add_trace, trace_event
+from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, add_trace, trace_event, trace_key
 
 # Moves due deferred messages back to the ready stream. One script, so a
 # message is promoted exactly once however many workers run it at once.
-PROMOTE_DUE = """
+# allow-oom: it only moves ids, and a full Redis must not stop retries.
+PROMOTE_DUE = """#!lua flags=allow-oom
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
@@ -34,18 +42,53 @@ end
 return #due
 """
 
-# Saves a message's progress and parks it until ARGV[4], unless an operator
-# deleted it meanwhile (then only the stream entry is settled).
-# KEYS: message, deferred set, ready stream; ARGV: group, entry id, queue id, next ms, record.
-DEFER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'record', ARGV[5])
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+# Settles one attempt in one step: queues its DSNs, appends its trace, then
+# either forgets the message (finish) or saves its progress and parks it
+# until its next attempt (defer), and acks the stream entry. With a spooled
+# size the body, just committed to the spool, leaves Redis. An operator may
+# have deleted the message meanwhile: then only the entry is settled.
+# Returns the tier that held the body ('' when gone).
+# KEYS: message, queue index, tiers, ready stream, deferred set, trace, then 5 per DSN (add_message's)
+# ARGV: mode, group, entry id, queue id, next ms, record, spooled size or '', eightbit,
+#       trace max events, trace ttl, event count, events..., then 8 per DSN (add_message's)
+SETTLE = (
+    "#!lua flags=allow-oom\n"
+    + LUA_LIB
+    + """
+local max_events, ttl = ARGV[9], ARGV[10]
+local events = {}
+local n = tonumber(ARGV[11])
+for i = 1, n do events[i] = ARGV[11 + i] end
+local at, k = 12 + n, 7
+while at <= #ARGV do
+  add_message({KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]},
+              {unpack(ARGV, at, at + 7)}, max_events, ttl)
+  at, k = at + 8, k + 5
 end
-redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[3], ARGV[2])
-return 1
+append_trace(KEYS[6], max_events, ttl, events)
+local tier = ''
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[1] == 'finish' then
+    tier = uncount(KEYS[1], KEYS[3])
+    redis.call('DEL', KEYS[1])
+    redis.call('ZREM', KEYS[2], ARGV[4])
+  else
+    redis.call('HSET', KEYS[1], 'record', ARGV[6])
+    if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[1], 'body') == 1 then
+      uncount(KEYS[1], KEYS[3])
+      redis.call('HDEL', KEYS[1], 'body')
+      redis.call('HSET', KEYS[1], 'spooled', ARGV[7], 'eightbit', ARGV[8])
+      redis.call('HINCRBY', KEYS[3], 'disk_bytes', ARGV[7])
+      redis.call('HINCRBY', KEYS[3], 'disk_messages', 1)
+    end
+    redis.call('ZADD', KEYS[5], ARGV[5], ARGV[4])
+  end
+end
+redis.call('XACK', KEYS[4], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[4], ARGV[3])
+return tier
 """
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +104,6 @@ class DeliveryQueue:
         self._redis = redis
         self._consumer = consumer
         self._promote = redis.register_script(PROMOTE_DUE)
-        self._defer = redis.register_script(DEFER)
         self._claim_cursor = "0-0"
 
     async def ensure_group(self) -> None:
@@ -116,44 +158,71 @@ class DeliveryQueue:
     async def exists(self, queue_id: str) -> bool:
         return bool(await self._redis.exists(message_key(queue_id)))
 
-    async def load(self, queue_id: str) -> tuple[QueuedMessage, bytes] | None:
-        record, body = await self._redis.hmget(message_key(queue_id), ["record", "body"])
-        if not isinstance(record, bytes) or not isinstance(body, bytes):
+    async def load(self, queue_id: str) -> tuple[QueuedMessage, StoredBody] | None:
+        """The record, and the body itself when Redis holds it (else where it is: the spool)."""
+        record, *body = await self._redis.hmget(message_key(queue_id), ["record", "body", "spooled", "eightbit"])
+        stored = stored_body(body)
+        if not isinstance(record, bytes) or stored is None:
             return None
-        return QueuedMessage.FromString(record), body
+        return QueuedMessage.FromString(record), stored
 
-    async def finish(self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]) -> None:
-        """Every recipient is settled: queue the DSNs, record the story and forget the message, together."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for record, body in dsns:
-                add_to_queue(pipe, record, body, dsn_of=entry.queue_id)
-            add_trace(pipe, entry.queue_id, *trace)
-            pipe.delete(message_key(entry.queue_id))
-            pipe.zrem(QUEUE_INDEX, entry.queue_id)
-            pipe.xack(READY_STREAM, DELIVERY_GROUP, entry.entry_id)
-            pipe.xdel(READY_STREAM, entry.entry_id)
-            await pipe.execute()
+    async def finish(self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]) -> bool:
+        """Every recipient is settled: queue the DSNs, record the story and forget the message, in one step.
+
+        True when the body was in the spool, whose row the caller then deletes.
+        """
+        tier = await self._settle("finish", entry, QueuedMessage(queue_id=entry.queue_id), dsns, trace, None)
+        return tier == b"disk"
 
     async def defer(
-        self, entry: Entry, record: QueuedMessage, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]
+        self,
+        entry: Entry,
+        record: QueuedMessage,
+        dsns: list[tuple[QueuedMessage, bytes]],
+        trace: list[str],
+        spooled: StoredBody | None = None,
     ) -> None:
-        """Save progress, queue the DSNs, record the story and park the message until its next attempt, together."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for dsn_record, dsn_body in dsns:
-                add_to_queue(pipe, dsn_record, dsn_body, dsn_of=record.queue_id)
-            add_trace(pipe, record.queue_id, *trace)
-            await self._defer(
-                keys=[message_key(record.queue_id), DEFERRED_SET, READY_STREAM],
-                args=[
-                    DELIVERY_GROUP,
-                    entry.entry_id,
-                    record.queue_id,
-                    record.next_attempt_ms,
-                    record.SerializeToString(),
-                ],
-                client=pipe,
-            )
-            await pipe.execute()
+        """Save progress, queue the DSNs, record the story and park the message until its next attempt, in one step.
+
+        `spooled`: the body was just committed to the spool, so Redis lets go of its copy in the same step.
+        """
+        await self._settle("defer", entry, record, dsns, trace, spooled)
+
+    async def _settle(
+        self,
+        mode: str,
+        entry: Entry,
+        record: QueuedMessage,
+        dsns: list[tuple[QueuedMessage, bytes]],
+        trace: list[str],
+        spooled: StoredBody | None,
+    ) -> object:
+        keys = [
+            message_key(entry.queue_id),
+            QUEUE_INDEX,
+            TIERS,
+            READY_STREAM,
+            DEFERRED_SET,
+            trace_key(entry.queue_id),
+        ]
+        args: list[bytes | bytearray | str | int] = [
+            mode,
+            DELIVERY_GROUP,
+            entry.entry_id,
+            entry.queue_id,
+            record.next_attempt_ms,
+            record.SerializeToString() if mode == "defer" else b"",
+            str(spooled.size) if spooled else "",
+            "1" if spooled and spooled.eight_bit else "0",
+            TRACE_MAX_EVENTS,
+            TRACE_TTL,
+            len(trace),
+            *trace,
+        ]
+        for dsn_record, dsn_body in dsns:
+            keys += message_keys(dsn_record)
+            args += message_args(dsn_record, dsn_body, b"", 0, {"dsn_of": entry.queue_id})
+        return await self._redis.eval(SETTLE, len(keys), *keys, *args)
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         """Park an entry that keeps failing where only an operator moves it (`smarthostctl queue retry`)."""

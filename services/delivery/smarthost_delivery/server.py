@@ -10,7 +10,9 @@ from redis.asyncio import Redis
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
+from smarthost_common.room import RedisRoom
 from smarthost_common.settings import load_settings
+from smarthost_common.spool import Spool
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.connections import ConnectionPool, ConnectSettings
 from smarthost_delivery.limiter import DestinationLimiter
@@ -52,9 +54,14 @@ async def serve(settings: DeliverySettings) -> None:
             command_timeout=settings.delivery_timeout,
         ),
     )
+    spool = Spool(settings.spool_url) if settings.spool_url else None
+    if spool:
+        await spool.open()
+    room = RedisRoom(redis)
+    watching = asyncio.create_task(room.run())
     queue = DeliveryQueue(redis, settings.consumer_name)
-    processor = MessageProcessor(queue, transport, settings, redis)
-    worker = Worker(redis, queue, processor, pool, settings)
+    processor = MessageProcessor(queue, transport, settings, redis, spool, room)
+    worker = Worker(redis, queue, processor, pool, settings, spool)
     probes = HealthServer(settings.metrics_listen)
     probes.start()
     probes.ready = True
@@ -68,9 +75,12 @@ async def serve(settings: DeliverySettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, drain)
-    log.info("delivery started", extra={"consumer": settings.consumer_name})
+    log.info("delivery started", extra={"consumer": settings.consumer_name, "spool": spool is not None})
     await worker.run(stop)
     await processor.drain()
+    watching.cancel()
+    if spool:
+        await spool.close()
     await redis.aclose()
     probes.stop()
     log.info("delivery stopped")

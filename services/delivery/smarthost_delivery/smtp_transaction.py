@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from smarthost_common.spool import SpoolError
+from smarthost_delivery.body import MessageBody
 from smarthost_delivery.connections import Connection
 
 
@@ -39,7 +41,7 @@ class Envelope:
         return not (self.mail_from.isascii() and all(rcpt.isascii() for rcpt in self.recipients))
 
 
-async def send(connection: Connection, envelope: Envelope, body: bytes) -> dict[str, Outcome]:
+async def send(connection: Connection, envelope: Envelope, body: MessageBody) -> dict[str, Outcome]:
     """Outcomes per recipient; raises aiosmtplib.SMTPException or OSError when the connection breaks.
 
     The body goes through aiosmtplib's DATA, which turns every bare CR and
@@ -52,10 +54,10 @@ async def send(connection: Connection, envelope: Envelope, body: bytes) -> dict[
         return dict.fromkeys(envelope.recipients, Outcome(code, text, remote))
 
     limit = _size_limit(client)
-    if limit and len(body) > limit:
-        return everyone(552, f"5.3.4 message size {len(body)} exceeds the limit of {limit} at {remote}")
-    options = [f"SIZE={len(body)}".encode()] if client.supports_extension("size") else []
-    if not body.isascii() and client.supports_extension("8bitmime"):
+    if limit and body.size > limit:
+        return everyone(552, f"5.3.4 message size {body.size} exceeds the limit of {limit} at {remote}")
+    options = [f"SIZE={body.size}".encode()] if client.supports_extension("size") else []
+    if body.eight_bit and client.supports_extension("8bitmime"):
         options.append(b"BODY=8BITMIME")
     encoding = "ascii"
     if envelope.needs_smtputf8:
@@ -80,7 +82,13 @@ async def send(connection: Connection, envelope: Envelope, body: bytes) -> dict[
         await _reset(client)
         return outcomes
     try:
-        reply = await client.data(body)
+        data = await body.read()
+    except SpoolError as exc:
+        await _reset(client)
+        outcomes.update(dict.fromkeys(accepted, Outcome(451, f"4.3.0 message body not readable now: {exc}")))
+        return outcomes
+    try:
+        reply = await client.data(data)
     except aiosmtplib.SMTPDataError as exc:
         await _reset(client)
         reply = aiosmtplib.SMTPResponse(exc.code, exc.message)

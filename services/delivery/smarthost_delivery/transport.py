@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from smarthost_delivery.body import MessageBody
 from smarthost_delivery.connections import (
     ConnectionPool,
     ConnectSettings,
@@ -40,7 +41,7 @@ class DomainTransport:
         self._limiter = limiter
         self._connect = connect
 
-    async def deliver(self, destination: Destination, mail_from: str, body: bytes) -> dict[str, Outcome]:
+    async def deliver(self, destination: Destination, mail_from: str, body: MessageBody) -> dict[str, Outcome]:
         """One transaction per reachable MX until every recipient has a final answer or none is left to try."""
         try:
             async with self._limiter.slot(destination.domain):
@@ -49,7 +50,7 @@ class DomainTransport:
             busy = Outcome(451, f"4.4.5 too many concurrent deliveries to {destination.domain}; will retry")
             return dict.fromkeys(destination.recipients, busy)
 
-    async def _deliver(self, destination: Destination, mail_from: str, body: bytes) -> dict[str, Outcome]:
+    async def _deliver(self, destination: Destination, mail_from: str, body: MessageBody) -> dict[str, Outcome]:
         """MX hosts in preference order, each address in turn (RFC 5321 5.1).
 
         2xx and 5xx answers are final; recipients still without one (4xx,
@@ -86,7 +87,7 @@ class DomainTransport:
                     return final
         return {**final, **{rcpt: last[rcpt] for rcpt in pending}}
 
-    async def _attempt(self, address: str, host: str, envelope: Envelope, body: bytes) -> dict[str, Outcome]:
+    async def _attempt(self, address: str, host: str, envelope: Envelope, body: MessageBody) -> dict[str, Outcome]:
         remote = f"{host} [{address}]"
         connection = await self._pool.take(address)
         if connection is None:

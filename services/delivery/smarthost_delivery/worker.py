@@ -2,7 +2,7 @@
 
 Beside it runs upkeep: refreshing the claim on entries in flight (so a slow
 destination never makes them look abandoned), closing idle connections,
-and the queue gauge.
+the queue gauges, and the sweep of spool rows no message points at.
 """
 
 import asyncio
@@ -13,12 +13,22 @@ from contextlib import suppress
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from smarthost_common.queue import tier_counts
+from smarthost_common.spool import Spool, SpoolError
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.connections import ConnectionPool
-from smarthost_delivery.metrics import CLAIMED, OLDEST_AGE, QUEUE_MESSAGES
+from smarthost_delivery.metrics import (
+    CLAIMED,
+    OLDEST_AGE,
+    QUEUE_BYTES,
+    QUEUE_MESSAGES,
+    QUEUE_TIER_MESSAGES,
+    SPOOL_ERRORS,
+)
 from smarthost_delivery.processor import MessageProcessor
 from smarthost_delivery.queue_admin import counts
 from smarthost_delivery.queue_ops import DeliveryQueue, Entry
+from smarthost_delivery.spool_sweep import sweep
 
 log = logging.getLogger("smarthost.delivery")
 
@@ -27,6 +37,8 @@ CLAIM_EVERY = 30.0
 # Move due deferred messages back this often: retries are minutes apart, so a
 # second's lateness costs nothing, and a busy worker's reads skip the script.
 PROMOTE_EVERY = 1.0
+# Orphaned spool rows are rare (a crash between two steps) and harmless until removed.
+SWEEP_EVERY = 300.0
 
 
 class Worker:
@@ -37,8 +49,10 @@ class Worker:
         processor: MessageProcessor,
         pool: ConnectionPool,
         settings: DeliverySettings,
+        spool: Spool | None,
     ) -> None:
         self._redis = redis
+        self._spool = spool
         self._queue = queue
         self._processor = processor
         self._pool = pool
@@ -110,7 +124,7 @@ class Worker:
     async def _upkeep(self) -> None:
         keep_every = self._settings.claim_idle / 3
         gauge_every = self._settings.queue_metrics_interval
-        last_keep = time.monotonic()
+        last_keep = last_sweep = time.monotonic()
         # The queue gauges are set at once, then every `gauge_every`.
         last_gauge = last_keep - gauge_every
         while True:
@@ -124,11 +138,28 @@ class Worker:
                 if now - last_gauge >= gauge_every:
                     last_gauge = now
                     await self._update_gauge()
+                if self._spool and now - last_sweep >= SWEEP_EVERY:
+                    last_sweep = now
+                    await self._sweep(self._spool)
             except (RedisError, OSError) as exc:
                 log.error("queue upkeep failed", extra={"error": str(exc)})
+
+    async def _sweep(self, spool: Spool) -> None:
+        try:
+            removed = await sweep(spool, self._redis)
+        except SpoolError as exc:
+            SPOOL_ERRORS.labels(op="sweep").inc()
+            log.warning("spool sweep failed", extra={"error": str(exc)})
+            return
+        if removed:
+            log.info("orphaned spool rows removed", extra={"rows": removed})
 
     async def _update_gauge(self) -> None:
         seen = await counts(self._redis)
         for state in ("ready", "in_flight", "deferred", "dead"):
             QUEUE_MESSAGES.labels(state=state).set(getattr(seen, state))
         OLDEST_AGE.set(seen.oldest_age_s)
+        tiers = await tier_counts(self._redis)
+        for tier in ("memory", "disk"):
+            QUEUE_BYTES.labels(tier=tier).set(getattr(tiers, f"{tier}_bytes"))
+            QUEUE_TIER_MESSAGES.labels(tier=tier).set(getattr(tiers, f"{tier}_messages"))

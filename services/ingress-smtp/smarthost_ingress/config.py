@@ -2,7 +2,7 @@
 
 from pydantic import Field, FilePath, ValidationInfo, field_validator
 
-from smarthost_common.settings import Duration, HostPort, Networks, ServiceSettings
+from smarthost_common.settings import Duration, HostPort, Networks, ServiceSettings, SpoolUrl
 
 MiB = 1024 * 1024
 
@@ -16,6 +16,11 @@ class IngressSettings(ServiceSettings):
     # Largest DATA accepted before the policy has named the customer's limit.
     max_message_size: int = Field(default=20 * MiB, gt=0)
     drain_timeout: Duration = Field(default=60.0, ge=0)
+
+    # The queue's disk tier (PostgreSQL); unset, message bodies live in Redis only.
+    spool_url: SpoolUrl | None = None
+    # Message bytes Redis may hold; past it new bodies go to the disk tier, or get 452 4.3.1 without one.
+    queue_memory_max: int = Field(default=128 * MiB, ge=MiB)
 
     # STARTTLS: PEM certificate chain and key, re-read when either file changes.
     tls_cert: FilePath | None = None

@@ -2,31 +2,34 @@
 
 It decides nothing itself: every accept or refusal is a policy verdict turned
 into a reply string. It only enforces that nothing is queued unless every
-stage was accepted, and that 250 after DATA means the message is in Redis.
+stage was accepted, that 250 after DATA means the message is stored (record
+in Redis, body in Redis or committed in the spool), and that a message no
+tier has room for hears 452 4.3.1 as early as its size is known.
 """
 
 import logging
 import time
 
 from aiosmtpd.smtp import SMTP
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from smarthost.policy.v1 import policy_pb2 as pb
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 
-from smarthost_common.queue import enqueue, new_queue_id
+from smarthost_common.queue import new_queue_id
+from smarthost_ingress.metrics import NO_STORAGE
 from smarthost_ingress.policy_client import PolicyClient
 from smarthost_ingress.protocol import RelayEnvelope, RelaySession
 from smarthost_ingress.received import received_header, tls_description
-from smarthost_ingress.replies import REDIS_UNAVAILABLE, accepted, printable, reply
+from smarthost_ingress.replies import NO_MEMORY, REDIS_UNAVAILABLE, accepted, printable, reply
+from smarthost_ingress.storage import NoStorage, QueueStorage
 
 log = logging.getLogger("smarthost.ingress")
 
 
 class RelayHandler:
-    def __init__(self, policy: PolicyClient, redis: Redis, hostname: str) -> None:
+    def __init__(self, policy: PolicyClient, storage: QueueStorage, hostname: str) -> None:
         self._policy = policy
-        self._redis = redis
+        self._storage = storage
         self._hostname = hostname
 
     async def handle_HELO(self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, hostname: str) -> str:
@@ -54,6 +57,8 @@ class RelayHandler:
         if not accepted(connection.verdict):
             return self._refuse(server, session, "connection", connection.verdict)
         session.queue_id = new_queue_id()
+        if not self._storage.has_room(_size(mail_options)):
+            return self._no_storage(session, "mail")
         response = await self._policy.check_sender(
             pb.CheckSenderRequest(
                 session=self._session(session),
@@ -88,6 +93,9 @@ class RelayHandler:
     async def handle_DATA(self, server: SMTP, session: RelaySession, envelope: RelayEnvelope) -> str:
         connection = await self._connection(session)
         content = envelope.message
+        # Before the policy counts it against the rate limit: a 452 is never counted.
+        if not self._storage.has_room(len(content)):
+            return self._no_storage(session, "data")
         response = await self._policy.check_message(
             pb.CheckMessageRequest(
                 session=self._session(session),
@@ -120,7 +128,10 @@ class RelayHandler:
             recipients=list(envelope.rcpt_tos),
         )
         try:
-            await enqueue(self._redis, record, content, size=size)
+            tier = await self._storage.store(record, content, size)
+        except NoStorage as exc:
+            log.warning("no queue tier has room", extra={"queue_id": session.queue_id, "reason": str(exc)})
+            return self._no_storage(session, "data")
         except (RedisError, OSError) as exc:
             log.error("enqueue failed", extra={"queue_id": session.queue_id, "error": str(exc)})
             return REDIS_UNAVAILABLE
@@ -133,6 +144,7 @@ class RelayHandler:
                 "from": record.mail_from,
                 "nrcpt": len(record.recipients),
                 "size": size,
+                "tier": tier,
             },
         )
         return f"250 2.0.0 Ok: queued as {session.queue_id}"
@@ -176,6 +188,12 @@ class RelayHandler:
             queue_id=session.queue_id,
             auth_user=session.auth_user,
         )
+
+    @staticmethod
+    def _no_storage(session: RelaySession, stage: str) -> str:
+        NO_STORAGE.labels(stage=stage).inc()
+        log.info("refused", extra={"queue_id": session.queue_id, "stage": stage, "reply": NO_MEMORY})
+        return NO_MEMORY
 
     @staticmethod
     def _refuse(server: SMTP, session: RelaySession, stage: str, verdict: pb.Verdict) -> str:

@@ -19,6 +19,10 @@ NORMALIZED_LINES = Counter(
     "smarthost_ingress_normalized_lines_total", "Message lines whose bare CR, bare LF or NUL were normalized"
 )
 AUTHENTICATIONS = Counter("smarthost_ingress_authentications_total", "SMTP AUTH attempts by result", ["result"])
+STORED = Counter("smarthost_ingress_stored_total", "Messages queued, by the tier that took the body", ["tier"])
+NO_STORAGE = Counter(
+    "smarthost_ingress_no_storage_total", "452 4.3.1 replies: no queue tier had room, by stage", ["stage"]
+)
 DATA_MEMORY = Gauge("smarthost_ingress_data_memory_bytes", "Message bytes held in memory by DATA transfers")
 
 

@@ -15,7 +15,9 @@ from redis.asyncio import Redis
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.net import split_hostport
+from smarthost_common.room import RedisRoom
 from smarthost_common.settings import load_settings
+from smarthost_common.spool import Spool
 from smarthost_ingress import metrics
 from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
@@ -25,6 +27,7 @@ from smarthost_ingress.policy_client import PolicyClient
 from smarthost_ingress.protocol import RelaySMTP, Shared
 from smarthost_ingress.proxy import ProxyTrust
 from smarthost_ingress.sessions import Sessions
+from smarthost_ingress.storage import QueueStorage
 from smarthost_ingress.tls import TlsFiles
 
 log = logging.getLogger("smarthost.ingress")
@@ -64,7 +67,13 @@ async def serve(settings: IngressSettings) -> None:
     shared = shared_state(settings)
     policy = PolicyClient(settings.policy_addr, settings.policy_timeout)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
-    handler = RelayHandler(policy, redis, settings.hostname)
+    spool = Spool(settings.spool_url) if settings.spool_url else None
+    if spool:
+        await spool.open()
+    room = RedisRoom(redis)
+    watching = asyncio.create_task(room.run())
+    storage = QueueStorage(redis, spool, settings.queue_memory_max, room)
+    handler = RelayHandler(policy, storage, settings.hostname)
 
     servers = [await listen("SMARTHOST_SMTP_LISTEN", settings.smtp_listen, shared, handler, submission=False)]
     if settings.submission_listen:
@@ -81,6 +90,7 @@ async def serve(settings: IngressSettings) -> None:
             "submission": settings.submission_listen or "",
             "tls": shared.tls is not None,
             "policy": settings.policy_addr,
+            "spool": spool is not None,
         },
     )
 
@@ -96,6 +106,9 @@ async def serve(settings: IngressSettings) -> None:
         server.close()
     await shared.sessions.drain(settings.drain_timeout)
     await policy.close()
+    watching.cancel()
+    if spool:
+        await spool.close()
     await redis.aclose()
     probes.stop()
     log.info("ingress stopped")

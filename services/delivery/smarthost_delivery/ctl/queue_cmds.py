@@ -2,12 +2,16 @@
 
 import argparse
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
 from smarthost.queue.v1.queue_pb2 import Recipient
 
+from smarthost_common.queue import tier_counts
 from smarthost_common.settings import ServiceSettings
+from smarthost_common.spool import Spool, SpoolError
 from smarthost_delivery import queue_admin
 from smarthost_delivery.ctl.output import common_flags, print_json
 from smarthost_delivery.ctl.tables import age, approx, clip, table, timestamp, until
@@ -22,7 +26,7 @@ def register(areas: Any) -> None:
         dest="command", required=True, metavar="COMMAND"
     )
     queue.add_parser(
-        "stats", parents=[common], help="messages ready, in flight, deferred, dead; oldest age"
+        "stats", parents=[common], help="messages ready, in flight, deferred, dead; oldest age; bytes per tier"
     ).set_defaults(handler=stats)
     listing = queue.add_parser("list", parents=[common], help="queued messages, oldest first")
     listing.add_argument("--limit", type=int, default=LIST_LIMIT, help=f"at most this many (default {LIST_LIMIT})")
@@ -43,8 +47,17 @@ def register(areas: Any) -> None:
 
 async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
     counts = await queue_admin.counts(redis)
+    tiers = await tier_counts(redis)
+    spool_rows = spool_size = None
+    async with _spool(settings) as spool:
+        if spool:
+            try:
+                spool_rows, spool_size = await spool.usage()
+            except SpoolError as exc:
+                print(f"smarthostctl: the disk tier did not answer: {exc}", file=sys.stderr)
     if args.json:
-        print_json(vars(counts))
+        spooled = {"rows": spool_rows, "bytes_on_disk": spool_size} if spool_rows is not None else None
+        print_json({**vars(counts), "tiers": vars(tiers), "spool": spooled})
         return 0
     rows = [
         ["ready", str(counts.ready)],
@@ -53,9 +66,28 @@ async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
         ["dead", str(counts.dead)],
         ["total", str(counts.total)],
         ["oldest age", approx(counts.oldest_age_s) if counts.total else "-"],
+        ["memory", f"{tiers.memory_messages} messages, {tiers.memory_bytes} bytes (Redis)"],
+        ["disk", f"{tiers.disk_messages} messages, {tiers.disk_bytes} bytes (spool)"],
     ]
+    if spool_rows is not None:
+        rows.append(["spool", f"{spool_rows} rows, {spool_size} bytes on PostgreSQL's disk"])
     print("\n".join(f"{name:<11}{value}" for name, value in rows))
     return 0
+
+
+@asynccontextmanager
+async def _spool(settings: ServiceSettings) -> AsyncIterator[Spool | None]:
+    """The disk tier when SMARTHOST_SPOOL_URL names one."""
+    url = getattr(settings, "spool_url", None)
+    if not url:
+        yield None
+        return
+    spool = Spool(url, max_connections=1)
+    await spool.open()
+    try:
+        yield spool
+    finally:
+        await spool.close()
 
 
 async def list_queue(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
@@ -90,7 +122,12 @@ async def list_queue(redis: Redis, args: argparse.Namespace, settings: ServiceSe
 
 
 async def show(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
-    found = await queue_admin.show(redis, args.queue_id)
+    async with _spool(settings) as spool:
+        try:
+            found = await queue_admin.show(redis, spool, args.queue_id)
+        except SpoolError as exc:
+            print(f"smarthostctl: {args.queue_id}: body not readable: {exc}", file=sys.stderr)
+            return 1
     if found is None:
         return _missing(args.queue_id)
     item, body = found
@@ -147,7 +184,14 @@ async def retry(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
 
 
 async def delete(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
-    existed, dsn_id = await queue_admin.delete(redis, args.queue_id, bounce=args.bounce, hostname=settings.hostname)
+    async with _spool(settings) as spool:
+        try:
+            existed, dsn_id = await queue_admin.delete(
+                redis, spool, args.queue_id, bounce=args.bounce, hostname=settings.hostname
+            )
+        except SpoolError as exc:
+            print(f"smarthostctl: {args.queue_id}: not deleted, the disk tier failed: {exc}", file=sys.stderr)
+            return 1
     if not existed:
         return _missing(args.queue_id)
     if args.json:

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from smarthost_common.settings import Duration, ServiceSettings
+from smarthost_common.settings import Duration, ServiceSettings, SpoolUrl
 
 
 class CtlSettings(ServiceSettings):
@@ -10,3 +10,5 @@ class CtlSettings(ServiceSettings):
     # For `policy check`: the policy service, as the ingress reaches it.
     policy_addr: str = "127.0.0.1:50051"
     policy_timeout: Duration = Field(default=5.0, gt=0)
+    # The disk tier, for the bodies `queue show` and `queue delete --bounce` read, and `queue stats`.
+    spool_url: SpoolUrl | None = None

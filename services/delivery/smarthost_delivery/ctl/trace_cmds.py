@@ -28,11 +28,10 @@ def register(areas: Any) -> None:
 
 async def trace(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
     events = await read_trace(redis, args.queue_id)
-    found = await queue_admin.show(redis, args.queue_id)
-    if not events and found is None:
+    item = await queue_admin.item(redis, args.queue_id)
+    if not events and item is None:
         print(f"smarthostctl: no trace of {args.queue_id} (unknown, or settled more than a week ago)", file=sys.stderr)
         return 1
-    item = found[0] if found else None
     state = item.state if item else "not in the queue"
     if args.json:
         print_json(

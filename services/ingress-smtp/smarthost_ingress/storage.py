@@ -1,0 +1,86 @@
+"""Where an accepted message's bytes go before the 250: Redis while it has room, else the disk tier.
+
+Memory is the fast path (one Redis step, nothing else). Past
+`SMARTHOST_QUEUE_MEMORY_MAX` bytes of queued bodies in Redis, a body is first
+committed to the PostgreSQL spool and only then announced in Redis; the
+record always lives in Redis. When neither tier can take a message the client
+hears `452 4.3.1` and keeps its copy.
+"""
+
+import logging
+from contextlib import suppress
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from smarthost.queue.v1.queue_pb2 import QueuedMessage
+
+from smarthost_common.queue import enqueue, enqueue_spooled
+from smarthost_common.room import RedisRoom
+from smarthost_common.spool import Spool, SpoolError
+from smarthost_ingress.metrics import STORED
+
+log = logging.getLogger("smarthost.ingress")
+
+
+class NoStorage(Exception):
+    """Neither tier has room for the message: 452 4.3.1."""
+
+
+class QueueStorage:
+    def __init__(self, redis: Redis, spool: Spool | None, memory_max: int, room: RedisRoom) -> None:
+        self._redis = redis
+        self._spool = spool
+        self._memory_max = memory_max
+        self._room = room
+
+    def has_room(self, size: int) -> bool:
+        """Whether a message of `size` bytes can be stored, as far as the last figures tell (no round trip)."""
+        if self._room.tight:
+            return False
+        if self._room.memory_tier_bytes + size <= self._memory_max:
+            return True
+        return self._spool is not None and self._spool.available
+
+    async def store(self, record: QueuedMessage, content: bytearray, size: int) -> str:
+        """Queue the message; returns the tier that took its body.
+
+        Raises NoStorage when no tier has room (Redis past its reserve or
+        refusing for memory, the memory tier full and no spool to fall back
+        on), RedisError when Redis cannot be reached at all.
+        """
+        if self._room.tight:
+            raise NoStorage("redis is near its maxmemory")
+        memory_fits = self._room.memory_tier_bytes + len(content) <= self._memory_max
+        if self._spool is None or memory_fits:
+            try:
+                if await enqueue(self._redis, record, content, self._memory_max, size=size):
+                    STORED.labels(tier="memory").inc()
+                    return "memory"
+            except ResponseError as exc:
+                if str(exc).startswith("OOM"):
+                    raise NoStorage("redis refused for memory") from exc
+                raise
+        return await self._store_on_disk(record, content, size)
+
+    async def _store_on_disk(self, record: QueuedMessage, content: bytearray, size: int) -> str:
+        spool = self._spool
+        if spool is None:
+            raise NoStorage("the memory tier is at SMARTHOST_QUEUE_MEMORY_MAX and there is no disk tier")
+        if not spool.available:
+            raise NoStorage("the memory tier is full and the disk tier is down")
+        try:
+            await spool.store(record.queue_id, content)
+        except SpoolError as exc:
+            log.error("spool write failed", extra={"queue_id": record.queue_id, "error": str(exc)})
+            raise NoStorage("the memory tier is full and the disk tier failed") from exc
+        try:
+            await enqueue_spooled(self._redis, record, len(content), not content.isascii(), size=size)
+        except (RedisError, OSError) as exc:
+            # Not announced, so not accepted: the row is an orphan; remove it now or the sweep will.
+            with suppress(SpoolError):
+                await spool.delete([record.queue_id])
+            if isinstance(exc, ResponseError) and str(exc).startswith("OOM"):
+                raise NoStorage("redis refused for memory") from exc
+            raise
+        STORED.labels(tier="disk").inc()
+        return "disk"

@@ -1,0 +1,74 @@
+"""What backlog tests share: the dead destination, a relay without a rate limit in the way, the tiers' counts."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import psycopg
+from support.ports import wait_for_port
+from support.processes import Process, ProcessGroup
+from support.relay import BIN
+
+DEAD = "dead.test"
+DEAD_MX = "127.0.0.5"
+
+# The backlog tests send thousands of messages from one address.
+UNLIMITED_POLICY = """
+defaults:
+  maxMessageSize: 20971520
+  rateLimit: {messages: 1000000, per: 6h}
+  requireMx: true
+  maxRecipients: 100
+customers:
+  - name: loopback
+    networks: [127.0.0.1/32, "::1/128"]
+"""
+
+FAST = {
+    "SMARTHOST_RETRY_SCHEDULE": "2s",
+    "SMARTHOST_CLAIM_IDLE": "3s",
+    "SMARTHOST_DELIVERY_TIMEOUT": "20s",
+    "SMARTHOST_DELIVERY_CONNECT_TIMEOUT": "5s",
+    "SMARTHOST_QUEUE_METRICS_INTERVAL": "1s",
+}
+
+SINK_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "id_sink.py"
+
+
+class IdSink:
+    """A destination MX in its own process; `ids()` lists the test ids it accepted, repeats included."""
+
+    def __init__(self, group: ProcessGroup, workdir: Path, host: str, port: int) -> None:
+        self.path = workdir / f"arrived-{host}.txt"
+        self.path.touch()
+        self.process: Process = group.start(
+            f"sink-{host}", [str(BIN / "python"), str(SINK_SCRIPT), host, str(port), str(self.path)]
+        )
+        wait_for_port(host, port)
+
+    def ids(self) -> list[str]:
+        return self.path.read_text().split()
+
+
+def stats(redis_url: str, **env: str) -> dict[str, object]:
+    done = subprocess.run(
+        [str(BIN / "smarthostctl"), "--json", "queue", "stats"],
+        env={"SMARTHOST_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def tiers(redis_url: str) -> dict[str, int]:
+    found: dict[str, int] = stats(redis_url)["tiers"]  # type: ignore[assignment]
+    return found
+
+
+def spool_rows(postgres_url: str) -> int:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM smarthost_spool").fetchone()
+    return int(row[0]) if row else 0
