@@ -47,19 +47,31 @@ class IdSink:
         wait_for_port(host, port)
 
     def ids(self) -> list[str]:
-        return self.path.read_text().split()
+        return [line.split()[0] for line in self.path.read_text().splitlines()]
+
+    def arrivals(self) -> dict[str, float]:
+        """Unix time each test id first arrived."""
+        first: dict[str, float] = {}
+        for line in self.path.read_text().splitlines():
+            test_id, at = line.split()
+            first.setdefault(test_id, float(at))
+        return first
 
 
-def stats(redis_url: str, **env: str) -> dict[str, object]:
+def ctl(redis_url: str, *args: str, **env: str) -> str:
     done = subprocess.run(
-        [str(BIN / "smarthostctl"), "--json", "queue", "stats"],
+        [str(BIN / "smarthostctl"), *args],
         env={"SMARTHOST_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=True,
     )
-    result: dict[str, object] = json.loads(done.stdout)
+    return done.stdout
+
+
+def stats(redis_url: str, **env: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(ctl(redis_url, "--json", "queue", "stats", **env))
     return result
 
 

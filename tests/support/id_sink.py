@@ -1,8 +1,9 @@
 """A destination MX as its own process that writes down the test id of every message it accepts.
 
 `python id_sink.py HOST PORT FILE`: one line per accepted message (the value
-of its `X-Test-Id:` header) appended to FILE, flushed at once, so a test that
-sends thousands of large messages keeps none of them in its own memory.
+of its `X-Test-Id:` header and the Unix time it arrived) appended to FILE,
+flushed at once, so a test that sends thousands of large messages keeps none
+of them in its own memory.
 SIGTERM stops it.
 """
 
@@ -10,6 +11,7 @@ import asyncio
 import re
 import signal
 import sys
+import time
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -23,7 +25,7 @@ class IdHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         found = TEST_ID.search(content.partition(b"\r\n\r\n")[0])
-        self._out.write((found.group(1) if found else b"-") + b"\n")
+        self._out.write(b"%s %.3f\n" % (found.group(1) if found else b"-", time.time()))
         return "250 2.0.0 Ok"
 
 

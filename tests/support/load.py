@@ -5,6 +5,7 @@ be checked message by message against what was answered 250.
 """
 
 import smtplib
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -33,6 +34,31 @@ def send_all(host: str, port: int, messages: Sequence[Message], size: int, sessi
     with ThreadPoolExecutor(sessions) as pool:
         results = pool.map(lambda share: _session(host, port, share, size), shares)
     return {test_id: code for result in results for test_id, code in result.items()}
+
+
+def send_until_accepted(
+    host: str, port: int, messages: Sequence[Message], size: int, sessions: int, timeout: float
+) -> dict[str, int]:
+    """As a client MTA does: what was answered 4xx (or met a broken connection) is sent again a second later.
+
+    Returns how often each test id was refused before its 250; raises on a 5xx or when `timeout` runs out.
+    """
+    refusals = {message.test_id: 0 for message in messages}
+    pending = list(messages)
+    deadline = time.monotonic() + timeout
+    while pending:
+        codes = send_all(host, port, pending, size, sessions)
+        permanent = {test_id: code for test_id, code in codes.items() if code >= 500}
+        if permanent:
+            raise AssertionError(f"permanent refusals: {permanent}")
+        pending = [message for message in pending if codes[message.test_id] != 250]
+        for message in pending:
+            refusals[message.test_id] += 1
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} messages still refused after {timeout}s")
+            time.sleep(1)
+    return refusals
 
 
 def _session(host: str, port: int, share: Sequence[Message], size: int) -> dict[str, int]:
