@@ -17,6 +17,8 @@ ALERTS = {
     "SmarthostPolicyUnreachable",
     "SmarthostRateLimitSpike",
     "SmarthostDeadLetters",
+    "SmarthostQueueMemoryNearMark",
+    "SmarthostQueueStorageFull",
 }
 
 
@@ -92,6 +94,8 @@ def test_alerts_are_the_promised_ones_with_the_operator_s_thresholds(monitoring:
     assert by_name["SmarthostQueueMessageOld"]["expr"].endswith("> 7200")
     assert by_name["SmarthostDeadLetters"]["expr"] == 'max(smarthost_queue_messages{state="dead"}) > 0'
     assert "sum by (customer)" in by_name["SmarthostRateLimitSpike"]["expr"]
+    # 0.8 of the default queue.memoryMax (256 MiB).
+    assert by_name["SmarthostQueueMemoryNearMark"]["expr"].endswith("> 214748364")
     for rule in rules:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
         assert re.fullmatch(r"\d+m", rule["for"])

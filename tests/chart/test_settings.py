@@ -22,7 +22,11 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "delivery": DeliverySettings,
 }
 # What the kubelet would put where the chart refers to a Secret.
-SECRET_VALUES = {"REDIS_PASSWORD": "s3cret", "SMARTHOST_REDIS_URL": "rediss://:s3cret@redis.example.internal:6380/2"}
+SECRET_VALUES = {
+    "REDIS_PASSWORD": "s3cret",
+    "SMARTHOST_REDIS_URL": "rediss://:s3cret@redis.example.internal:6380/2",
+    "SMARTHOST_SPOOL_URL": "postgresql://app:s3cret@mail-spool-rw.mail.svc:5432/app",
+}
 
 
 def _variables(cls: type[BaseSettings]) -> dict[str, bool]:

@@ -266,3 +266,14 @@ spec:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/* The queue's disk tier, for the ingress and delivery: the URL from a Secret. */}}
+{{- define "smarthost.spoolEnv" -}}
+{{- with .Values.queue.spool.existingSecret }}
+- name: SMARTHOST_SPOOL_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.queue.spool.urlKey }}
+{{- end }}
+{{- end -}}
