@@ -85,3 +85,14 @@ def test_external_redis_egress_leaves_the_cluster(render: Callable[..., Rendered
     assert not [obj for obj in rendered.of_kind("NetworkPolicy") if obj["metadata"]["name"].endswith("-redis")]
     egress = rendered.get("NetworkPolicy", "delivery")["spec"]["egress"]
     assert {"ports": [{"port": 6379, "protocol": "TCP"}]} in egress
+
+
+def test_with_a_spool_ingress_and_delivery_reach_postgresql(render_case: Callable[[str], Rendered]) -> None:
+    spooled = render_case("spool")
+    for component in COMPONENTS:
+        ports = {
+            port["port"]
+            for rule in spooled.get("NetworkPolicy", component)["spec"].get("egress", [])
+            for port in rule["ports"]
+        }
+        assert (5432 in ports) == (component in ("ingress", "delivery")), (component, ports)

@@ -257,6 +257,14 @@ spec:
   {{- end }}
 {{- end -}}
 
+{{/* NetworkPolicy egress to the spool (PostgreSQL, wherever it runs), when there is one. */}}
+{{- define "smarthost.egressSpool" -}}
+{{- if .Values.queue.spool.existingSecret }}
+- ports:
+    - {port: {{ .Values.queue.spool.port }}, protocol: TCP}
+{{- end }}
+{{- end -}}
+
 {{/* NetworkPolicy ingress rule for Prometheus; call with (dict "ctx" $ "port" 9100). */}}
 {{- define "smarthost.ingressMetrics" -}}
 - ports:
