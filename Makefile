@@ -69,6 +69,7 @@ bench: install system-packages
 	$(BIN)/python bench/customer_lookup.py
 	$(BIN)/python bench/ingress_throughput.py
 	$(BIN)/python bench/delivery_throughput.py
+	$(BIN)/python bench/queue_tiers.py
 
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache
