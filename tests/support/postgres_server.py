@@ -89,7 +89,8 @@ class PostgresServer:
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            return conn.execute(sql).fetchall()
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description else []
 
     def remove(self) -> None:
         self.stop()

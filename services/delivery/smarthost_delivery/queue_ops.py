@@ -28,7 +28,7 @@ from smarthost_common.queue import (
     message_keys,
     stored_body,
 )
-from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, add_trace, trace_event, trace_key
+from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, trace_key
 
 # Moves due deferred messages back to the ready stream. One script, so a
 # message is promoted exactly once however many workers run it at once.
@@ -87,6 +87,21 @@ end
 redis.call('XACK', KEYS[4], ARGV[2], ARGV[3])
 redis.call('XDEL', KEYS[4], ARGV[3])
 return tier
+"""
+)
+
+
+# KEYS: dead stream, ready stream, trace; ARGV: queue id, deliveries, reason, group, entry id,
+#       trace max events, trace ttl, trace event
+DEAD_LETTER = (
+    "#!lua flags=allow-oom\n"
+    + LUA_LIB
+    + """
+redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'deliveries', ARGV[2], 'reason', ARGV[3])
+append_trace(KEYS[3], ARGV[6], ARGV[7], {ARGV[8]})
+redis.call('XACK', KEYS[2], ARGV[4], ARGV[5])
+redis.call('XDEL', KEYS[2], ARGV[5])
+return 1
 """
 )
 
@@ -226,16 +241,29 @@ class DeliveryQueue:
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         """Park an entry that keeps failing where only an operator moves it (`smarthostctl queue retry`)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(DEAD_STREAM, {"id": entry.queue_id, "deliveries": entry.deliveries, "reason": reason})
-            add_trace(pipe, entry.queue_id, trace_event("dead_lettered", deliveries=entry.deliveries, reason=reason))
-            pipe.xack(READY_STREAM, DELIVERY_GROUP, entry.entry_id)
-            pipe.xdel(READY_STREAM, entry.entry_id)
-            await pipe.execute()
+        event = trace_event("dead_lettered", deliveries=entry.deliveries, reason=reason)
+        await self._redis.eval(
+            DEAD_LETTER,
+            3,
+            DEAD_STREAM,
+            READY_STREAM,
+            trace_key(entry.queue_id),
+            entry.queue_id,
+            entry.deliveries,
+            reason,
+            DELIVERY_GROUP,
+            entry.entry_id,
+            TRACE_MAX_EVENTS,
+            TRACE_TTL,
+            event,
+        )
 
     async def drop_entry(self, entry: Entry) -> None:
-        """A stream entry whose message is gone (already delivered, or deleted)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        """A stream entry whose message is gone (already delivered, or deleted).
+
+        Not a MULTI, which Redis refuses past maxmemory: both commands are idempotent.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xack(READY_STREAM, DELIVERY_GROUP, entry.entry_id)
             pipe.xdel(READY_STREAM, entry.entry_id)
             await pipe.execute()
