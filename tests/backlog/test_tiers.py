@@ -8,6 +8,7 @@ delivery settles mail with Redis past its maxmemory.
 import smtplib
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from support.load import Message, body, send_all
@@ -15,6 +16,7 @@ from support.postgres_server import PostgresServer
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
 from support.relay import BIN, Relay
+from support.sinks import SmtpSink
 from support.smtp_wire import Wire
 from support.waiting import wait_until
 
@@ -179,3 +181,29 @@ def test_delivery_settles_with_redis_past_its_maxmemory(
     wait_until(lambda: len(set(sink.ids())) == 30, timeout=60, what="the backlog drained past maxmemory")
     assert set(sink.ids()) == {message.test_id for message in stuck}
     wait_until(lambda: stats(relay.env["SMARTHOST_REDIS_URL"])["total"] == 0, timeout=15, what="queue empty")
+
+
+def test_a_bounce_and_a_delay_notice_read_the_body_from_disk(
+    relay: Relay, postgres: PostgresServer, sinks: Callable[..., SmtpSink]
+) -> None:
+    """Deferred twice (its body moves to the spool; the second time a delay notice), then refused for good.
+
+    Both DSNs carry the message's headers, read back from the spool.
+    """
+    answers = iter(["451 4.2.0 mailbox busy"] * 2)
+    sinks("example.test", lambda stage, arg: next(answers, "550 5.1.1 no such user") if stage == "RCPT" else None)
+    sender = sinks("sender.test")
+    relay.policy_file.write_text(UNLIMITED_POLICY)
+    ingress = relay.start_ingress(relay.start_policy(), SMARTHOST_SPOOL_URL=postgres.url)
+    relay.start_delivery(**FAST, SMARTHOST_SPOOL_URL=postgres.url, SMARTHOST_DELAY_WARNING="1s")
+    codes = send_all(
+        "127.0.0.1", ingress.port, [Message("dsn-1", "alice@sender.test", "bob@example.test")], 30 * KiB, 1
+    )
+    assert codes == {"dsn-1": 250}
+
+    wait_until(lambda: len(sender.messages) == 2, timeout=30, what="a delay notice and a bounce")
+    for dsn in sender.messages:
+        assert dsn.mail_from == "<>" and dsn.rcpt_tos == ("alice@sender.test",)
+        assert b"X-Test-Id: dsn-1" in dsn.data, dsn.data[:2000]
+    assert [b"Action: delayed" in dsn.data for dsn in sender.messages] == [True, False]
+    wait_until(lambda: spool_rows(postgres.url) == 0, timeout=15, what="the spool row deleted")
