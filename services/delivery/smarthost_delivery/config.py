@@ -37,7 +37,9 @@ class DeliverySettings(ServiceSettings):
     destination_concurrency: int = Field(default=20, gt=0)
     # Send a delay notice when a message has waited this long; 0 = never.
     delay_warning: Duration = Field(default=4 * 3600, ge=0)
-    # A worker refreshes its claim on what it delivers; an entry idle this long belongs to a dead worker.
+    # A live worker refreshes a key with this TTL; once it runs out, the worker's mail is taken over.
+    heartbeat_ttl: Duration = Field(default=15.0, ge=3)
+    # Last resort for entries of a worker that beats but never settles them (hung): claimed after this idle time.
     claim_idle: Duration = Field(default=600.0, gt=0)
     # Deliveries of one stream entry (workers crashing on it) before it is dead-lettered.
     dead_letter_after: int = Field(default=5, gt=1)

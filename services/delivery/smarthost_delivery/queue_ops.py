@@ -133,7 +133,7 @@ class DeliveryQueue:
             DELIVERY_GROUP, self._consumer, {READY_STREAM: ">"}, count=count, block=block_ms
         )
         return [
-            Entry(_text(entry_id), _text(fields[b"id"])) for _, entries in reply or [] for entry_id, fields in entries
+            Entry(text(entry_id), text(fields[b"id"])) for _, entries in reply or [] for entry_id, fields in entries
         ]
 
     async def claim_abandoned(self, idle_ms: int, count: int) -> list[Entry]:
@@ -147,10 +147,10 @@ class DeliveryQueue:
             count=count,
         )
         # Walk the whole pending list across calls: XAUTOCLAIM scans a bounded slice each time.
-        self._claim_cursor = _text(reply[0])
+        self._claim_cursor = text(reply[0])
         claimed: list[Entry] = []
         for entry_id, fields in reply[1]:
-            entry_id = _text(entry_id)
+            entry_id = text(entry_id)
             if not fields:
                 # Deleted meanwhile (settled by its first worker after all).
                 await self._redis.xack(READY_STREAM, DELIVERY_GROUP, entry_id)
@@ -159,7 +159,7 @@ class DeliveryQueue:
                 READY_STREAM, DELIVERY_GROUP, min=entry_id, max=entry_id, count=1
             )
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
-            claimed.append(Entry(entry_id, _text(fields[b"id"]), deliveries))
+            claimed.append(Entry(entry_id, text(fields[b"id"]), deliveries))
         return claimed
 
     async def keep(self, entry_ids: list[str | bytes | int | memoryview]) -> None:
@@ -269,5 +269,5 @@ class DeliveryQueue:
             await pipe.execute()
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -1,8 +1,11 @@
 """The delivery loop: promote due messages, claim abandoned ones, read the ready stream, deliver.
 
-Beside it runs upkeep: refreshing the claim on entries in flight (so a slow
-destination never makes them look abandoned), closing idle connections,
-the queue gauges, and the sweep of spool rows no message points at.
+Beside it runs upkeep: the worker's heartbeat and the claim on entries in
+flight (so a slow destination never makes them look abandoned), closing idle
+connections, the queue gauges, and the sweep of spool rows no message
+points at. A worker resumes its own pending entries first (after a restart
+under the same name), and takes over those of workers whose heartbeat ran
+out (liveness.py).
 """
 
 import asyncio
@@ -17,6 +20,7 @@ from smarthost_common.queue import tier_counts
 from smarthost_common.spool import Spool, SpoolError
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.connections import ConnectionPool
+from smarthost_delivery.liveness import Liveness
 from smarthost_delivery.metrics import (
     CLAIMED,
     OLDEST_AGE,
@@ -32,7 +36,7 @@ from smarthost_delivery.spool_sweep import sweep
 
 log = logging.getLogger("smarthost.delivery")
 
-# Look for abandoned entries at least this often (more often when claim_idle is short).
+# Look for entries idle past SMARTHOST_CLAIM_IDLE at least this often (more often when it is short).
 CLAIM_EVERY = 30.0
 # Move due deferred messages back this often: retries are minutes apart, so a
 # second's lateness costs nothing, and a busy worker's reads skip the script.
@@ -57,34 +61,37 @@ class Worker:
         self._processor = processor
         self._pool = pool
         self._settings = settings
+        self._liveness = Liveness(redis, settings.consumer_name, settings.heartbeat_ttl)
         self._tasks: set[asyncio.Task[None]] = set()
         # Stream entry ids being delivered by this process.
         self._held: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._queue.ensure_group()
+        # Alive before reading anything, so nobody takes over what this worker is handed.
+        await self._liveness.beat()
         upkeep = asyncio.create_task(self._upkeep())
         claim_every = min(CLAIM_EVERY, self._settings.claim_idle / 2)
-        last_claim = last_promote = 0.0
+        takeover_every = self._settings.heartbeat_ttl / 3
+        last_claim = last_promote = last_takeover = 0.0
         while not stop.is_set():
             free = self._settings.delivery_concurrency - len(self._tasks)
             if free <= 0:
                 await asyncio.wait(self._tasks, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                if time.monotonic() - last_promote >= PROMOTE_EVERY:
-                    last_promote = time.monotonic()
+                now = time.monotonic()
+                if now - last_promote >= PROMOTE_EVERY:
+                    last_promote = now
                     await self._queue.promote_due(int(time.time() * 1000))
-                entries: list[Entry] = []
-                if time.monotonic() - last_claim > claim_every:
-                    last_claim = time.monotonic()
-                    entries = await self._queue.claim_abandoned(int(self._settings.claim_idle * 1000), free)
-                    CLAIMED.inc(len(entries))
-                    for entry in entries:
-                        log.warning(
-                            "claimed an abandoned entry",
-                            extra={"queue_id": entry.queue_id, "deliveries": entry.deliveries},
-                        )
+                entries = await self._liveness.own_pending(free, self._held)
+                if not entries and now - last_takeover >= takeover_every:
+                    last_takeover = now
+                    entries = self._claimed(await self._liveness.take_over(free), "a stopped worker's entry")
+                if not entries and now - last_claim > claim_every:
+                    last_claim = now
+                    idle_ms = int(self._settings.claim_idle * 1000)
+                    entries = self._claimed(await self._queue.claim_abandoned(idle_ms, free), "an idle entry")
                 if not entries:
                     entries = await self._queue.read(free, block_ms=1000)
             except (RedisError, OSError) as exc:
@@ -102,6 +109,15 @@ class Worker:
         with suppress(asyncio.CancelledError):
             await upkeep
         await self._pool.close_all()
+        with suppress(RedisError, OSError):
+            await self._liveness.leave()
+
+    @staticmethod
+    def _claimed(entries: list[Entry], what: str) -> list[Entry]:
+        CLAIMED.inc(len(entries))
+        for entry in entries:
+            log.warning(f"claimed {what}", extra={"queue_id": entry.queue_id, "deliveries": entry.deliveries})
+        return entries
 
     def _start(self, entry: Entry) -> None:
         self._held.add(entry.entry_id)
@@ -122,7 +138,8 @@ class Worker:
             self._held.discard(entry.entry_id)
 
     async def _upkeep(self) -> None:
-        keep_every = self._settings.claim_idle / 3
+        # The heartbeat and the entries' idle time are refreshed together, well within the TTL.
+        keep_every = min(self._settings.claim_idle, self._settings.heartbeat_ttl) / 3
         gauge_every = self._settings.queue_metrics_interval
         last_keep = last_sweep = time.monotonic()
         # The queue gauges are set at once, then every `gauge_every`.
@@ -134,6 +151,7 @@ class Worker:
                 await self._pool.sweep()
                 if now - last_keep >= keep_every:
                     last_keep = now
+                    await self._liveness.beat()
                     await self._queue.keep(list(self._held))
                 if now - last_gauge >= gauge_every:
                     last_gauge = now
