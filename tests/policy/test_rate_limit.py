@@ -90,3 +90,19 @@ def test_policy_unreachable_fails_closed(policy_relay: Relay) -> None:
     with smtplib.SMTP(ingress.host, ingress.port, timeout=30) as client:
         client.ehlo("customer.test")
         assert status(client.mail(SENDER)) == "451 4.3.0"
+
+
+def test_a_message_that_could_not_be_queued_is_not_counted(policy_relay: Relay, redis_server: RedisServer) -> None:
+    """Counted at the end of DATA, then the enqueue fails (451): the count is taken back."""
+    client = redis_server.client()
+    # Redis answers the rate limit but refuses the enqueue (the tier counts are of the wrong type).
+    client.set("smarthost:queue:tiers", "not a hash")
+    ingress = policy_relay.start_ingress(policy_relay.start_policy())
+
+    assert send(ingress) == "451 4.3.0"
+    window = "smarthost:rate:ip:127.0.0.1"
+    wait_until(lambda: client.zcard(window) == 0, timeout=10, what="the count taken back")
+
+    client.delete("smarthost:queue:tiers")
+    assert send(ingress) == "250 2.0.0"
+    assert client.zcard(window) == 1

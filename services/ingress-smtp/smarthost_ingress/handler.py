@@ -7,6 +7,7 @@ in Redis, body in Redis or committed in the spool), and that a message no
 tier has room for hears 452 4.3.1 as early as its size is known.
 """
 
+import asyncio
 import logging
 import time
 
@@ -15,6 +16,7 @@ from redis.exceptions import RedisError
 from smarthost.policy.v1 import policy_pb2 as pb
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 
+from smarthost_common.best_effort import BestEffort
 from smarthost_common.queue import new_queue_id
 from smarthost_ingress.metrics import NO_STORAGE
 from smarthost_ingress.policy_client import PolicyClient
@@ -25,11 +27,16 @@ from smarthost_ingress.storage import NoStorage, QueueStorage
 
 log = logging.getLogger("smarthost.ingress")
 
+# How long a rate count that must be taken back is retried (the policy
+# service or Redis may be the reason the message could not be queued).
+RELEASE_WITHIN = 30.0
+
 
 class RelayHandler:
     def __init__(self, policy: PolicyClient, storage: QueueStorage, hostname: str) -> None:
         self._policy = policy
         self._storage = storage
+        self._releases = BestEffort("rate count release", timeout=RELEASE_WITHIN)
         self._hostname = hostname
 
     async def handle_HELO(self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, hostname: str) -> str:
@@ -131,9 +138,11 @@ class RelayHandler:
             tier = await self._storage.store(record, content, size)
         except NoStorage as exc:
             log.warning("no queue tier has room", extra={"queue_id": session.queue_id, "reason": str(exc)})
+            self._release(session)
             return self._no_storage(session, "data")
         except (RedisError, OSError) as exc:
             log.error("enqueue failed", extra={"queue_id": session.queue_id, "error": str(exc)})
+            self._release(session)
             return REDIS_UNAVAILABLE
         log.info(
             "queued",
@@ -148,6 +157,22 @@ class RelayHandler:
             },
         )
         return f"250 2.0.0 Ok: queued as {session.queue_id}"
+
+    async def drain(self) -> None:
+        """On shutdown: let the rate counts still being taken back finish (each bounded)."""
+        await self._releases.drain()
+
+    def _release(self, session: RelaySession) -> None:
+        """The message was counted by the rate limit but answered 4xx: take its count back, retrying a while."""
+        request = pb.ReleaseMessageRequest(session=self._session(session))
+
+        async def release() -> None:
+            pause = 0.5
+            while not await self._policy.release_message(request):
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+
+        self._releases.run(release)
 
     async def authenticate(self, server: SMTP, session: RelaySession, username: str, password: str) -> str:
         """SMTP AUTH: the policy names the customer, whose limits then apply to the session."""

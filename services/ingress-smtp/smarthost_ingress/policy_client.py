@@ -77,6 +77,16 @@ class PolicyClient:
     async def authenticate(self, request: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
         return await self._call("Authenticate", self._stub.Authenticate, request, pb.AuthenticateResponse)
 
+    async def release_message(self, request: pb.ReleaseMessageRequest) -> bool:
+        """Whether the policy service answered (the count is back, or there was none)."""
+        try:
+            await self._stub.ReleaseMessage(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            POLICY_CALLS.labels(rpc="ReleaseMessage", result=exc.code().name.lower()).inc()
+            return False
+        POLICY_CALLS.labels(rpc="ReleaseMessage", result="ok").inc()
+        return True
+
     async def _call(
         self,
         rpc: str,

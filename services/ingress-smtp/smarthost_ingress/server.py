@@ -105,6 +105,7 @@ async def serve(settings: IngressSettings) -> None:
     for server in servers:
         server.close()
     await shared.sessions.drain(settings.drain_timeout)
+    await handler.drain()
     await policy.close()
     watching.cancel()
     if spool:

@@ -66,14 +66,22 @@ def retry_after_seconds(milliseconds: int) -> int:
 
 class RateLimiter:
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._script = redis.register_script(_SCRIPT)
 
     async def count(self, key: str, limit: RateLimit, message_id: str) -> RateDecision:
-        """Count one message in `key`'s window if it is under `limit`; refuse it otherwise."""
+        """Count one message in `key`'s window if it is under `limit`; refuse it otherwise.
+
+        The message's queue id is its member, so `release` can take the count back.
+        """
         # EVALSHA, falling back to EVAL after a Redis restart emptied the script cache.
         accepted, count, wait = await self._script(
-            keys=[key], args=[limit.messages, window_ms(limit), f"{message_id}:{secrets.token_hex(8)}"]
+            keys=[key], args=[limit.messages, window_ms(limit), message_id or secrets.token_hex(8)]
         )
         if accepted:
             return RateDecision(True, int(count), 0)
         return RateDecision(False, int(count), retry_after_seconds(int(wait)))
+
+    async def release(self, key: str, message_id: str) -> bool:
+        """Take back the count of a message that was not queued after all."""
+        return bool(message_id) and bool(await self._redis.zrem(key, message_id))

@@ -119,6 +119,19 @@ class PolicyService(PolicyServiceServicer):
         verdict, _ = await self._decide("message", request.session, check)
         return pb.CheckMessageResponse(verdict=verdict)
 
+    async def ReleaseMessage(
+        self, request: pb.ReleaseMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReleaseMessageResponse:
+        """The ingress could not queue a message it was told to accept: it was answered 4xx, so it never counted."""
+        session = request.session
+        try:
+            released = await self._rate.release(rate_key(session), session.queue_id)
+        except RedisError as exc:
+            log.error("rate count not released", extra={"queue_id": session.queue_id, "error": str(exc)})
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "rate counters unavailable")
+        log.info("rate count released", extra={"queue_id": session.queue_id, "released": released})
+        return pb.ReleaseMessageResponse(released=released)
+
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
