@@ -21,6 +21,7 @@ from smarthost_common.queue import (
 )
 from smarthost_common.spool import Spool, SpoolError
 from smarthost_common.trace import add_trace, trace_event
+from smarthost_delivery.down import down_key
 from smarthost_delivery.dsn import Report, build_dsn
 
 # Moves a deferred or dead-lettered message to the ready stream; says where it was.
@@ -149,6 +150,10 @@ async def retry(redis: Redis, queue_id: str) -> str:
 
 
 async def retry_all(redis: Redis) -> dict[str, str]:
+    """Every deferred and dead message now, every destination tried again (dead-destination marks cleared)."""
+    marks = [key async for key in redis.scan_iter(match=down_key("*"), count=1000)]
+    if marks:
+        await redis.delete(*marks)
     found: Any = await redis.zrange(DEFERRED_SET, 0, -1)
     deferred = [_text(queue_id) for queue_id in found]
     return {queue_id: await retry(redis, queue_id) for queue_id in deferred + await _dead_ids(redis)}

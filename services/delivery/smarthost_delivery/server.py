@@ -15,6 +15,7 @@ from smarthost_common.settings import load_settings
 from smarthost_common.spool import Spool
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.connections import ConnectionPool, ConnectSettings
+from smarthost_delivery.down import DownDestinations
 from smarthost_delivery.limiter import DestinationLimiter
 from smarthost_delivery.processor import MessageProcessor
 from smarthost_delivery.queue_ops import DeliveryQueue
@@ -53,6 +54,8 @@ async def serve(settings: DeliverySettings) -> None:
             connect_timeout=settings.delivery_connect_timeout,
             command_timeout=settings.delivery_timeout,
         ),
+        # Marked until the first retry would come, at most a minute (Postfix's dead destination).
+        DownDestinations(redis, min(settings.retry_schedule[0], 60.0)),
     )
     spool = Spool(settings.spool_url) if settings.spool_url else None
     if spool:

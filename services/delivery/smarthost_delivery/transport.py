@@ -12,6 +12,7 @@ from smarthost_delivery.connections import (
     SessionRefused,
     open_connection,
 )
+from smarthost_delivery.down import DownDestinations
 from smarthost_delivery.limiter import DestinationBusy, DestinationLimiter
 from smarthost_delivery.resolver import MxResolver, PermanentDnsError, TemporaryDnsError
 from smarthost_delivery.routing import AddressPolicy
@@ -34,35 +35,49 @@ class DomainTransport:
         pool: ConnectionPool,
         limiter: DestinationLimiter,
         connect: ConnectSettings,
+        down: DownDestinations,
     ) -> None:
         self._resolver = resolver
         self._addresses = addresses
         self._pool = pool
         self._limiter = limiter
         self._connect = connect
+        self._down = down
 
     async def deliver(self, destination: Destination, mail_from: str, body: MessageBody) -> dict[str, Outcome]:
         """One transaction per reachable MX until every recipient has a final answer or none is left to try."""
+        domain = destination.domain
+        if await self._down.is_down(domain):
+            held = Outcome(451, f"4.4.1 no MX host of {domain} took a connection a moment ago; will retry")
+            return dict.fromkeys(destination.recipients, held)
         try:
-            async with self._limiter.slot(destination.domain):
-                return await self._deliver(destination, mail_from, body)
+            async with self._limiter.slot(domain):
+                outcomes, reached = await self._deliver(destination, mail_from, body)
         except DestinationBusy:
-            busy = Outcome(451, f"4.4.5 too many concurrent deliveries to {destination.domain}; will retry")
+            busy = Outcome(451, f"4.4.5 too many concurrent deliveries to {domain}; will retry")
             return dict.fromkeys(destination.recipients, busy)
+        if not reached:
+            await self._down.mark(domain)
+        return outcomes
 
-    async def _deliver(self, destination: Destination, mail_from: str, body: MessageBody) -> dict[str, Outcome]:
+    async def _deliver(
+        self, destination: Destination, mail_from: str, body: MessageBody
+    ) -> tuple[dict[str, Outcome], bool]:
         """MX hosts in preference order, each address in turn (RFC 5321 5.1).
 
         2xx and 5xx answers are final; recipients still without one (4xx,
         connection failure, timeout) move on to the next address or MX.
+        Also says whether the destination was reached: False when there were
+        addresses to try and not one took a connection.
         """
         domain = destination.domain
         try:
             hosts = await self._resolver.mx_hosts(domain)
         except PermanentDnsError as exc:
-            return dict.fromkeys(destination.recipients, Outcome(exc.code, exc.text))
+            return dict.fromkeys(destination.recipients, Outcome(exc.code, exc.text)), True
         except TemporaryDnsError as exc:
-            return dict.fromkeys(destination.recipients, Outcome(451, f"4.4.3 {exc}"))
+            return dict.fromkeys(destination.recipients, Outcome(451, f"4.4.3 {exc}")), True
+        reached = False
         final: dict[str, Outcome] = {}
         pending = list(destination.recipients)
         last = dict.fromkeys(pending, Outcome(451, f"4.4.1 no MX host of {domain} could be reached"))
@@ -79,33 +94,39 @@ class DomainTransport:
                     refused = Outcome(451, f"4.4.1 MX {host.name} [{address}] is not a public address; not connecting")
                     last.update(dict.fromkeys(pending, refused))
                     continue
-                outcomes = await self._attempt(address, host.name, Envelope(mail_from, pending), body)
+                outcomes, connected = await self._attempt(address, host.name, Envelope(mail_from, pending), body)
+                reached = reached or connected
                 for rcpt, outcome in outcomes.items():
                     (final if outcome.delivered or outcome.permanent else last)[rcpt] = outcome
                 pending = [rcpt for rcpt in pending if rcpt not in final]
                 if not pending:
-                    return final
-        return {**final, **{rcpt: last[rcpt] for rcpt in pending}}
+                    return final, True
+        # Nothing to connect to (no address, or none allowed) is not a dead destination.
+        tried = any(outcome.remote for outcome in last.values())
+        return {**final, **{rcpt: last[rcpt] for rcpt in pending}}, reached or not tried
 
-    async def _attempt(self, address: str, host: str, envelope: Envelope, body: MessageBody) -> dict[str, Outcome]:
+    async def _attempt(
+        self, address: str, host: str, envelope: Envelope, body: MessageBody
+    ) -> tuple[dict[str, Outcome], bool]:
+        """The outcomes, and whether the MX took the connection."""
         remote = f"{host} [{address}]"
         connection = await self._pool.take(address)
         if connection is None:
             try:
                 connection = await open_connection(self._connect, address, host)
             except SessionRefused as exc:
-                return dict.fromkeys(envelope.recipients, Outcome(exc.code, exc.text, remote))
+                return dict.fromkeys(envelope.recipients, Outcome(exc.code, exc.text, remote)), True
             except (aiosmtplib.SMTPException, OSError) as exc:
                 failure = Outcome(451, f"4.4.1 connect to {remote} failed: {_reason(exc)}", remote)
-                return dict.fromkeys(envelope.recipients, failure)
+                return dict.fromkeys(envelope.recipients, failure), False
         try:
             outcomes = await send(connection, envelope, body)
         except (aiosmtplib.SMTPException, OSError) as exc:
             connection.close()
             failure = Outcome(451, f"4.4.2 conversation with {remote} failed: {_reason(exc)}", remote)
-            return dict.fromkeys(envelope.recipients, failure)
+            return dict.fromkeys(envelope.recipients, failure), True
         await self._pool.give_back(address, connection)
-        return outcomes
+        return outcomes, True
 
 
 def _reason(exc: BaseException) -> str:
