@@ -10,8 +10,11 @@ from support.processes import Process, ProcessGroup
 
 
 class RedisServer:
-    def __init__(self, group: ProcessGroup, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, group: ProcessGroup, data_dir: Path, port: int | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
+        self._extra = extra
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._group = group
         self._data_dir = data_dir
@@ -37,6 +40,7 @@ class RedisServer:
                 "everysec",
                 "--save",
                 "",
+                *self._extra,
             ],
         )
         wait_for_port("127.0.0.1", self.port)

@@ -50,11 +50,13 @@ local function append_trace(key, max_events, ttl, events)
   redis.call('EXPIRE', key, ttl)
 end
 
--- Stores a message and announces it. A body given inline goes to the memory
--- tier unless that would pass memory_max bytes (then 0, and nothing is
--- written); a non-empty `spooled` is the size of a body the spool holds.
--- k: message, queue index, ready stream, tiers, trace
--- a: queue id, record, received ms, body, spooled, eightbit, memory max, trace event
+-- Stores a message and announces it; returns its stream entry id. A body
+-- given inline goes to the memory tier unless that would pass memory_max
+-- bytes (then 0, and nothing is written); a non-empty `spooled` is the size
+-- of a body the spool holds. With a[9] (ms) it is parked in the deferred set
+-- instead, until then or until `announce`.
+-- k: message, queue index, ready stream, tiers, trace, deferred set
+-- a: queue id, record, received ms, body, spooled, eightbit, memory max, trace event, [park until ms]
 local function add_message(k, a, max_events, ttl)
   if a[5] == '' then
     local size = string.len(a[4])
@@ -69,9 +71,13 @@ local function add_message(k, a, max_events, ttl)
     redis.call('HINCRBY', k[4], 'disk_messages', 1)
   end
   redis.call('ZADD', k[2], a[3], a[1])
-  redis.call('XADD', k[3], '*', 'id', a[1])
   append_trace(k[5], max_events, ttl, {a[8]})
-  return 1
+  if a[9] and tonumber(a[9]) > 0 then
+    -- Parked until its replicas confirm it (see `announce`); due by itself at a[9] if that step is lost.
+    redis.call('ZADD', k[6], a[9], a[1])
+    return 'parked'
+  end
+  return redis.call('XADD', k[3], '*', 'id', a[1])
 end
 
 -- Takes a message out of the tier counts; says which tier held its body ('' for none).
@@ -91,11 +97,40 @@ local function uncount(message, tiers)
 end
 """
 
+# A parked message's replicas confirmed it: to the ready stream now (unless
+# the deferred set's own schedule moved it there already).
+# KEYS: deferred set, ready stream; ARGV: queue id
+ANNOUNCE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('XADD', KEYS[2], '*', 'id', ARGV[1]) end
+return 1
+"""
+
+# Takes back a parked message whose replicas did not confirm it, unless it
+# already went to the ready stream: then it stays, and is delivered.
+# KEYS: message, queue index, deferred set, tiers; ARGV: queue id. 1 when withdrawn.
+WITHDRAW = (
+    LUA_LIB
+    + """
+if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then return 0 end
+uncount(KEYS[1], KEYS[4])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+)
+
 # The ingress's enqueue, refused by Redis itself past its maxmemory: a full
 # Redis refuses new mail, never the settling of queued mail.
-# KEYS: message, queue index, ready stream, tiers, trace; ARGV: add_message's, trace max events, trace ttl
+# KEYS: message, queue index, ready stream, tiers, trace, deferred set
+# ARGV: add_message's first eight, trace max events, trace ttl, park until ms (0: announce now)
 ENQUEUE = (
-    "#!lua\n" + LUA_LIB + "return add_message({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, ARGV, ARGV[9], ARGV[10])\n"
+    "#!lua\n"
+    + LUA_LIB
+    + """
+local a = {unpack(ARGV, 1, 8)}
+a[9] = ARGV[11]
+return add_message(KEYS, a, ARGV[9], ARGV[10])
+"""
 )
 
 
@@ -147,22 +182,35 @@ async def tier_counts(redis: Redis) -> TierCounts:
 
 
 async def enqueue(
-    redis: Redis, record: QueuedMessage, body: bytes | bytearray, memory_max: int, **trace: object
+    redis: Redis, record: QueuedMessage, body: bytes | bytearray, memory_max: int, park_ms: int = 0, **trace: object
 ) -> bool:
-    """Store the message with its body in the memory tier and announce it, in one step.
+    """Store the message with its body in the memory tier and announce it (or park it until `park_ms`), in one step.
 
     False (and nothing written) when the memory tier would pass `memory_max` bytes (0: no mark).
     """
     args = message_args(record, body, b"", memory_max, trace)
-    return bool(await redis.eval(ENQUEUE, 5, *message_keys(record), *args, TRACE_MAX_EVENTS, TRACE_TTL))
+    keys = [*message_keys(record), DEFERRED_SET]
+    return bool(await redis.eval(ENQUEUE, 6, *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms))
 
 
 async def enqueue_spooled(
-    redis: Redis, record: QueuedMessage, spooled_size: int, eight_bit: bool, **trace: object
+    redis: Redis, record: QueuedMessage, spooled_size: int, eight_bit: bool, park_ms: int = 0, **trace: object
 ) -> None:
-    """Store the record of a message whose body the spool already holds (committed), and announce it."""
+    """Store the record of a message whose body the spool already holds (committed), and announce (or park) it."""
     args = message_args(record, b"", str(spooled_size).encode(), 0, {"tier": "disk", **trace}, eight_bit)
-    await redis.eval(ENQUEUE, 5, *message_keys(record), *args, TRACE_MAX_EVENTS, TRACE_TTL)
+    keys = [*message_keys(record), DEFERRED_SET]
+    await redis.eval(ENQUEUE, 6, *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms)
+
+
+async def announce(redis: Redis, queue_id: str) -> None:
+    """A parked message to the ready stream."""
+    await redis.eval(ANNOUNCE, 2, DEFERRED_SET, READY_STREAM, queue_id)
+
+
+async def withdraw(redis: Redis, queue_id: str) -> bool:
+    """Take back a parked message; False when it went to the ready stream already (it stays queued)."""
+    keys = [message_key(queue_id), QUEUE_INDEX, DEFERRED_SET, TIERS]
+    return bool(await redis.eval(WITHDRAW, 4, *keys, queue_id))
 
 
 def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray, **trace: object) -> None:
@@ -171,7 +219,7 @@ def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray,
     `trace` adds fields to the message's first trace event.
     """
     args = message_args(record, body, b"", 0, trace)
-    pipe.eval(ENQUEUE, 5, *message_keys(record), *args, TRACE_MAX_EVENTS, TRACE_TTL)
+    pipe.eval(ENQUEUE, 6, *message_keys(record), DEFERRED_SET, *args, TRACE_MAX_EVENTS, TRACE_TTL, 0)
 
 
 def message_keys(record: QueuedMessage) -> list[str]:

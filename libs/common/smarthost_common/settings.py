@@ -29,6 +29,13 @@ def _hostport(value: str) -> str:
     return value
 
 
+def _sentinels(value: str) -> str:
+    for item in value.split(","):
+        if item.strip():
+            split_hostport(item.strip())
+    return value
+
+
 def _dns_servers(value: str) -> str:
     parse_servers(value)
     return value
@@ -66,6 +73,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # `host:port,...` of Redis Sentinels; when set, they name the primary (the URL's host is then unused).
+    redis_sentinels: Annotated[str, AfterValidator(_sentinels)] = ""
+    redis_sentinel_master: str = "smarthost"
     hostname: str = socket.getfqdn()
     log_level: str = "INFO"
     metrics_listen: HostPort

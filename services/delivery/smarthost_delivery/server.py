@@ -5,11 +5,11 @@ import logging
 import signal
 
 import dns.resolver
-from redis.asyncio import Redis
 
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
+from smarthost_common.redis_client import connect
 from smarthost_common.room import RedisRoom
 from smarthost_common.settings import load_settings
 from smarthost_common.spool import Spool
@@ -39,7 +39,7 @@ def resolver(settings: DeliverySettings) -> MxResolver:
 
 
 async def serve(settings: DeliverySettings) -> None:
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
+    redis = connect(settings, socket_timeout=10, socket_connect_timeout=3)
     pool = ConnectionPool(settings.delivery_connection_idle)
     transport = DomainTransport(
         resolver(settings),

@@ -21,6 +21,9 @@ class IngressSettings(ServiceSettings):
     spool_url: SpoolUrl | None = None
     # Message bytes Redis may hold; past it new bodies go to the disk tier, or get 452 4.3.1 without one.
     queue_memory_max: int = Field(default=128 * MiB, ge=MiB)
+    # Redis replicas that must hold a message (WAIT) before its 250; within the wait, else 451 and taken back.
+    queue_min_replicas: int = Field(default=0, ge=0)
+    queue_replica_wait: Duration = Field(default=1.0, gt=0)
 
     # STARTTLS: PEM certificate chain and key, re-read when either file changes.
     tls_cert: FilePath | None = None

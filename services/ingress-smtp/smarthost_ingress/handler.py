@@ -23,7 +23,7 @@ from smarthost_ingress.policy_client import PolicyClient
 from smarthost_ingress.protocol import RelayEnvelope, RelaySession
 from smarthost_ingress.received import received_header, tls_description
 from smarthost_ingress.replies import NO_MEMORY, REDIS_UNAVAILABLE, accepted, printable, reply
-from smarthost_ingress.storage import NoStorage, QueueStorage
+from smarthost_ingress.storage import NoStorage, NotReplicated, QueueStorage
 
 log = logging.getLogger("smarthost.ingress")
 
@@ -140,7 +140,7 @@ class RelayHandler:
             log.warning("no queue tier has room", extra={"queue_id": session.queue_id, "reason": str(exc)})
             self._release(session)
             return self._no_storage(session, "data")
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, NotReplicated) as exc:
             log.error("enqueue failed", extra={"queue_id": session.queue_id, "error": str(exc)})
             self._release(session)
             return REDIS_UNAVAILABLE

@@ -10,11 +10,10 @@ import asyncio
 import logging
 import signal
 
-from redis.asyncio import Redis
-
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.net import split_hostport
+from smarthost_common.redis_client import connect
 from smarthost_common.room import RedisRoom
 from smarthost_common.settings import load_settings
 from smarthost_common.spool import Spool
@@ -66,13 +65,15 @@ async def listen(
 async def serve(settings: IngressSettings) -> None:
     shared = shared_state(settings)
     policy = PolicyClient(settings.policy_addr, settings.policy_timeout)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    redis = connect(settings, socket_timeout=5, socket_connect_timeout=3)
     spool = Spool(settings.spool_url) if settings.spool_url else None
     if spool:
         await spool.open()
     room = RedisRoom(redis)
     watching = asyncio.create_task(room.run())
-    storage = QueueStorage(redis, spool, settings.queue_memory_max, room)
+    storage = QueueStorage(
+        redis, spool, settings.queue_memory_max, room, settings.queue_min_replicas, settings.queue_replica_wait
+    )
     handler = RelayHandler(policy, storage, settings.hostname)
 
     servers = [await listen("SMARTHOST_SMTP_LISTEN", settings.smtp_listen, shared, handler, submission=False)]

@@ -8,7 +8,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from smarthost.policy.v1 import policy_pb2
@@ -17,6 +16,7 @@ from smarthost.policy.v1.policy_pb2_grpc import add_PolicyServiceServicer_to_ser
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
+from smarthost_common.redis_client import connect
 from smarthost_common.settings import load_settings
 from smarthost_policy.config import PolicySettings
 from smarthost_policy.dns_cache import DnsCache
@@ -91,8 +91,8 @@ async def serve(settings: PolicySettings) -> None:
         log.info("waiting for the first list of relaycustomers")
         await source.synced.wait()
 
-    redis = Redis.from_url(
-        settings.redis_url,
+    redis = connect(
+        settings,
         socket_timeout=REDIS_TIMEOUT,
         socket_connect_timeout=REDIS_TIMEOUT,
         retry=Retry(NoBackoff(), 1),

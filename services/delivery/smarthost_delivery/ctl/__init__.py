@@ -7,8 +7,7 @@ customer's usage) and `policy` (ask the policy service).
 import argparse
 import asyncio
 
-from redis.asyncio import Redis
-
+from smarthost_common.redis_client import connect
 from smarthost_common.settings import load_settings
 from smarthost_delivery.ctl import customer_cmds, policy_cmds, queue_cmds, trace_cmds
 from smarthost_delivery.ctl.settings import CtlSettings
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(CtlSettings)
 
     async def run() -> int:
-        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
+        redis = connect(settings, socket_timeout=10, socket_connect_timeout=3)
         try:
             code: int = await args.handler(redis, args, settings)
             return code
