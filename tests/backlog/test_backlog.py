@@ -138,7 +138,7 @@ def test_a_backlog_bigger_than_redis_waits_on_disk_and_every_message_arrives(
     ids = back.ids()
     print(
         f"\nbacklog: {COUNT} x {SIZE // 1024} KiB sent in {sending:.0f}s ({sum(refusals.values())} 4xx answers,"
-        f" sent again), {backlog['disk_messages']} on disk and {backlog['memory_messages']} in Redis at the peak,"
+        f" sent again), {backlog['disk_messages']} on disk and {backlog['memory_messages']} in Redis once sent,"
         f" Redis peak {peak.peak / MiB:.0f} of {MAXMEMORY / MiB:.0f} MiB; healthy mail arrived"
         f" {max(late.values()):.1f}s after its 250 at worst; drained at {rate:.0f} msg/s, the last after"
         f" {draining:.0f}s; {len(ids) - len(set(ids))} duplicates, 0 lost;"

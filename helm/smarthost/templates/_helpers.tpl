@@ -167,6 +167,12 @@ REDIS_PASSWORD from the delivery container too. */}}
 {{- $userinfo := ternary ":$(REDIS_PASSWORD)@" "" (and $secret $passwordKey | empty | not) }}
   value: {{ printf "%s://%s%s:%v/%v" $scheme $userinfo (include "smarthost.redisHost" .) (include "smarthost.redisPort" .) $db | quote }}
 {{- end }}
+{{- if and (not .Values.redis.enabled) .Values.redis.external.sentinels }}
+- name: SMARTHOST_REDIS_SENTINELS
+  value: {{ join "," .Values.redis.external.sentinels | quote }}
+- name: SMARTHOST_REDIS_SENTINEL_MASTER
+  value: {{ .Values.redis.external.sentinelMaster | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Environment every service reads. */}}
