@@ -10,7 +10,7 @@ PROTOS := $(shell find proto -name '*.proto')
 GENERATED := libs/common/smarthost/policy/v1/policy_pb2.py
 SERVICES := libs/common services/policy services/ingress-smtp services/delivery
 
-.PHONY: install proto system-packages run test lint typecheck pytest bench clean test-backlog
+.PHONY: install proto system-packages run test lint typecheck pytest bench clean test-backlog test-faults
 
 install: $(VENV)/.installed $(GENERATED)
 
@@ -62,6 +62,11 @@ test: lint typecheck pytest
 # destination through a Redis with maxmemory 256mb (`make test` runs 400).
 test-backlog: install system-packages
 	BACKLOG_MESSAGES=20000 $(BIN)/pytest -s --timeout 3600 tests/backlog/test_backlog.py
+
+# The fault-injection suite at full size: 2,000 messages while processes are
+# killed and restarted (`make test` runs 300). FAULT_SEED=<n> repeats a run.
+test-faults: install system-packages
+	FAULT_MESSAGES=2000 $(BIN)/pytest -s --timeout 1800 tests/faults
 
 # Benchmarks; figures are ratios against a baseline measured in the same run.
 # The end-to-end ones start Redis, dnsmasq and the services on loopback.

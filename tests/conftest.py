@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from support.dns_server import DnsServer
 from support.ports import free_port
+from support.postgres_server import PostgresServer
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
 from support.relay import Relay
@@ -41,6 +42,14 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
 @pytest.fixture
 def redis_server(processes: ProcessGroup, tmp_path: Path) -> RedisServer:
     return RedisServer(processes, tmp_path / "redis")
+
+
+@pytest.fixture
+def postgres(processes: ProcessGroup) -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster: the queue's disk tier."""
+    server = PostgresServer(processes)
+    yield server
+    server.remove()
 
 
 @pytest.fixture

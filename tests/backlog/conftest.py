@@ -1,12 +1,7 @@
 """The backlog world: the standard zone plus `dead.test`, whose MX (127.0.0.5) is down until a test brings it up."""
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from support.dns_server import a, mx
-from support.postgres_server import PostgresServer
-from support.processes import ProcessGroup
 from support.standard import MX_HOSTS, STANDARD_ZONE
 
 from backlog.world import DEAD, DEAD_MX
@@ -20,10 +15,3 @@ def dns_zone() -> list[str]:
 @pytest.fixture
 def mx_hosts() -> dict[str, str]:
     return {**MX_HOSTS, DEAD: DEAD_MX}
-
-
-@pytest.fixture
-def postgres(processes: ProcessGroup, tmp_path: Path) -> Iterator[PostgresServer]:
-    server = PostgresServer(processes)
-    yield server
-    server.remove()

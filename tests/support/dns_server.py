@@ -18,7 +18,7 @@ class DnsServer:
         conf = conf_dir / f"dnsmasq-{port}.conf"
         conf.write_text("\n".join(["no-resolv", "no-hosts", "local=/test/", *records]) + "\n")
         binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        group.start(
+        self.process = group.start(
             f"dnsmasq-{port}",
             [
                 binary,

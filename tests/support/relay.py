@@ -67,7 +67,10 @@ class Relay:
         return process, metrics_port
 
     def start_policy(self, **env: str) -> Listener:
-        port = free_port()
+        """On a free port, or on SMARTHOST_POLICY_LISTEN's (a restart keeps the address its clients know)."""
+        port = (
+            int(env["SMARTHOST_POLICY_LISTEN"].rpartition(":")[2]) if "SMARTHOST_POLICY_LISTEN" in env else free_port()
+        )
         process, metrics = self._start(
             "policy", "smarthost-policy", {"SMARTHOST_POLICY_LISTEN": f"127.0.0.1:{port}", **env}
         )
@@ -75,7 +78,9 @@ class Relay:
         return Listener(process, "127.0.0.1", port, metrics)
 
     def start_ingress(self, policy: Listener, host: str = "127.0.0.1", **env: str) -> Listener:
-        port = free_port(host)
+        """On a free port, or on SMARTHOST_SMTP_LISTEN's (a restart keeps the address its clients know)."""
+        listen_env = env.get("SMARTHOST_SMTP_LISTEN", "")
+        port = int(listen_env.rpartition(":")[2]) if listen_env else free_port(host)
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         process, metrics = self._start(
             "ingress",
