@@ -47,6 +47,7 @@ def test_a_killed_worker_s_mail_is_taken_over_within_thirty_seconds(
 
     wait_until(lambda: len(mx.messages) == 1, timeout=40, what="the survivor's delivery")
     taken_over = time.monotonic() - killed
+    print(f"\ntakeover: delivered {taken_over:.1f}s after its worker was killed (heartbeat TTL 15s)")
     assert taken_over < 30, taken_over
     assert "claimed a stopped worker's entry" in survivor.process.log()
     wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
