@@ -10,11 +10,10 @@ bookkeeping. Measured in the same run, so the ratios mean the same anywhere.
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import aiosmtplib
 import redis
-from harness import DESTINATIONS, SENDER, World, body, cpu_seconds, loopback_world, start_sink
+from harness import DESTINATIONS, SENDER, World, body, cpu_seconds, loopback_world, start_sink, until
 from redis.asyncio import Redis
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 from support.scrape import Scrape
@@ -91,15 +90,6 @@ async def fill(url: str, batch: list[Message]) -> None:
         await client.aclose()
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` every 10 ms (finer than the tests' wait) until PHASE_TIMEOUT."""
-    deadline = time.monotonic() + PHASE_TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {PHASE_TIMEOUT}s")
-        time.sleep(0.01)
-
-
 def waiting_readers(client: redis.Redis) -> int:
     """Redis connections blocked in XREADGROUP: workers past start-up, waiting on the stream."""
     return sum(1 for info in client.client_list() if info["cmd"] == "xreadgroup" and "b" in info["flags"])
@@ -111,12 +101,12 @@ def workers(world: World, count: int, batch: list[Message]) -> tuple[float, floa
     try:
         client.flushall()
         started = [world.relay.start_delivery(SMARTHOST_DELIVERY_CONCURRENCY=str(CONCURRENCY)) for _ in range(count)]
-        until(lambda: waiting_readers(client) == count, "workers waiting on the stream")
+        until(lambda: waiting_readers(client) == count, "workers waiting on the stream", PHASE_TIMEOUT)
         cpu = sum(cpu_seconds(worker.process.pid) for worker in started)
         asyncio.run(fill(world.redis.url, batch))
         clock = time.perf_counter()
         # A message leaves the index when it is settled (delivered or bounced), not when deferred.
-        until(lambda: client.zcard(QUEUE_INDEX) == 0, f"{len(batch)} messages settled")
+        until(lambda: client.zcard(QUEUE_INDEX) == 0, f"{len(batch)} messages settled", PHASE_TIMEOUT)
         rate = len(batch) / (time.perf_counter() - clock)
         cpu = sum(cpu_seconds(worker.process.pid) for worker in started) - cpu
         delivered = sum(

@@ -15,10 +15,9 @@ with their bodies on disk.
 import asyncio
 import subprocess
 import time
-from collections.abc import Callable
 
 import aiosmtplib
-from harness import SENDER, World, body, cpu_seconds, loopback_world, start_sink
+from harness import SENDER, World, body, cpu_seconds, loopback_world, start_sink, until
 from support.postgres_server import PostgresServer
 from support.relay import BIN
 from support.standard import MX_HOSTS
@@ -49,14 +48,6 @@ async def send(port: int, domain: str, sessions: int, per_session: int) -> None:
         await asyncio.gather(*(session(number) for number in range(sessions)))
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PHASE_TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {PHASE_TIMEOUT}s")
-        time.sleep(0.01)
-
-
 def pg_commits(postgres: PostgresServer | None) -> int:
     if postgres is None:
         return 0
@@ -76,13 +67,13 @@ def fast_path(world: World, postgres: PostgresServer | None) -> tuple[float, flo
     redis_pid = world.redis.process.pid if world.redis.process else 0
     postgres_pids = [postgres.process.pid] if postgres and postgres.process else []
     asyncio.run(send(ingress.port, LIVE, 2, 5))  # warm-up
-    until(lambda: client.zcard(QUEUE_INDEX) == 0, "warm-up delivered")
+    until(lambda: client.zcard(QUEUE_INDEX) == 0, "warm-up delivered", PHASE_TIMEOUT)
     total = SESSIONS * PER_SESSION
     cpu = sum(cpu_seconds(pid) for pid in [*pids, redis_pid, *_children(postgres_pids)])
     commits = pg_commits(postgres)
     started = time.perf_counter()
     asyncio.run(send(ingress.port, LIVE, SESSIONS, PER_SESSION))
-    until(lambda: client.zcard(QUEUE_INDEX) == 0, "every message delivered")
+    until(lambda: client.zcard(QUEUE_INDEX) == 0, "every message delivered", PHASE_TIMEOUT)
     rate = total / (time.perf_counter() - started)
     cpu = sum(cpu_seconds(pid) for pid in [*pids, redis_pid, *_children(postgres_pids)]) - cpu
     # Our own query is one commit too.
@@ -101,7 +92,7 @@ def drain(world: World, postgres: PostgresServer | None) -> tuple[float, int]:
     ingress = world.relay.start_ingress(policy, **env)
     delivery = world.relay.start_delivery(SMARTHOST_RETRY_SCHEDULE="1h", **env)
     asyncio.run(send(ingress.port, DEAD, 10, BACKLOG // 10))
-    until(lambda: client.zcard("smarthost:queue:deferred") == BACKLOG, "the backlog deferred")
+    until(lambda: client.zcard("smarthost:queue:deferred") == BACKLOG, "the backlog deferred", PHASE_TIMEOUT)
     on_disk = int(client.hget(TIERS, "disk_messages") or 0)
     sink = start_sink(world.group, MX_HOSTS[DEAD], world.mx_port)
     started = time.perf_counter()
@@ -111,7 +102,7 @@ def drain(world: World, postgres: PostgresServer | None) -> tuple[float, int]:
         check=True,
         capture_output=True,
     )
-    until(lambda: client.zcard(QUEUE_INDEX) == 0, "the backlog drained")
+    until(lambda: client.zcard(QUEUE_INDEX) == 0, "the backlog drained", PHASE_TIMEOUT)
     rate = BACKLOG / (time.perf_counter() - started)
     for process in (delivery.process, ingress.process, policy.process, sink):
         process.stop()

@@ -21,9 +21,10 @@ from support.postgres_server import PostgresServer
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
 from support.relay import Relay
+from support.standard import UNLIMITED_POLICY
 from support.waiting import wait_until
 
-from backlog.world import DEAD, DEAD_MX, UNLIMITED_POLICY, IdSink, ctl, spool_rows, stats, tiers
+from backlog.world import DEAD, DEAD_MX, IdSink, ctl, spool_rows, stats, tiers
 
 MiB = 1024 * 1024
 COUNT = int(os.environ.get("BACKLOG_MESSAGES", "400"))

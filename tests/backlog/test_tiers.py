@@ -18,9 +18,10 @@ from support.redis_server import RedisServer
 from support.relay import BIN, Relay
 from support.sinks import SmtpSink
 from support.smtp_wire import Wire
+from support.standard import UNLIMITED_POLICY
 from support.waiting import wait_until
 
-from backlog.world import DEAD, DEAD_MX, FAST, UNLIMITED_POLICY, IdSink, spool_rows, stats, tiers
+from backlog.world import DEAD, DEAD_MX, FAST, IdSink, spool_rows, stats, tiers
 
 MiB = 1024 * 1024
 KiB = 1024

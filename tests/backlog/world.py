@@ -12,18 +12,6 @@ from support.relay import BIN
 DEAD = "dead.test"
 DEAD_MX = "127.0.0.5"
 
-# The backlog tests send thousands of messages from one address.
-UNLIMITED_POLICY = """
-defaults:
-  maxMessageSize: 20971520
-  rateLimit: {messages: 1000000, per: 6h}
-  requireMx: true
-  maxRecipients: 100
-customers:
-  - name: loopback
-    networks: [127.0.0.1/32, "::1/128"]
-"""
-
 FAST = {
     "SMARTHOST_RETRY_SCHEDULE": "2s",
     "SMARTHOST_CLAIM_IDLE": "3s",

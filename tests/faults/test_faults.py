@@ -28,6 +28,7 @@ from support.postgres_server import PostgresServer
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
 from support.relay import Listener, Relay
+from support.standard import UNLIMITED_POLICY
 from support.waiting import wait_until
 
 from faults.faulty_mx import FaultyMx
@@ -36,16 +37,6 @@ COUNT = int(os.environ.get("FAULT_MESSAGES", "300"))
 SEED = int(os.environ.get("FAULT_SEED") or random.randrange(1 << 30))
 SESSIONS = 6
 SIZE = 8 * 1024
-POLICY = """
-defaults:
-  maxMessageSize: 20971520
-  rateLimit: {messages: 1000000, per: 6h}
-  requireMx: true
-  maxRecipients: 100
-customers:
-  - name: loopback
-    networks: [127.0.0.1/32]
-"""
 DELIVERY = {
     "SMARTHOST_RETRY_SCHEDULE": "1s",
     "SMARTHOST_HEARTBEAT_TTL": "3s",
@@ -151,7 +142,7 @@ def test_nothing_answered_250_is_lost_whatever_fails(
 ) -> None:
     print(f"\nfault seed {SEED} (FAULT_SEED={SEED} repeats this run)")
     rng = random.Random(SEED)
-    relay.policy_file.write_text(POLICY)
+    relay.policy_file.write_text(UNLIMITED_POLICY)
     stack = Stack(relay, postgres.url)
     window = max(20.0, COUNT / 15)
     # Each fault once, at a moment drawn from the seed within the sending window, in drawn order.

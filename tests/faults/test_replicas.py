@@ -17,10 +17,8 @@ from support.redis_sentinel import ReplicatedRedis
 from support.redis_server import RedisServer
 from support.relay import Relay
 from support.sinks import SmtpSink
-from support.standard import DEFAULT_POLICY
+from support.standard import UNLIMITED_POLICY
 from support.waiting import wait_until
-
-POLICY = DEFAULT_POLICY.replace("rateLimit: {messages: 160, per: 6h}", "rateLimit: {messages: 100000, per: 6h}")
 
 
 @pytest.fixture
@@ -33,7 +31,12 @@ def replicated(processes: ProcessGroup, tmp_path: Path) -> ReplicatedRedis:
 
 def relay_on(replicated: ReplicatedRedis, processes: ProcessGroup, tmp_path: Path, dns: DnsServer, port: int) -> Relay:
     return Relay(
-        processes, tmp_path, redis_url=replicated.primary.url, dns=dns.address, delivery_port=port, policy=POLICY
+        processes,
+        tmp_path,
+        redis_url=replicated.primary.url,
+        dns=dns.address,
+        delivery_port=port,
+        policy=UNLIMITED_POLICY,
     )
 
 

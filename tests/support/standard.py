@@ -20,3 +20,9 @@ customers:
   - name: loopback
     networks: [127.0.0.1/32, "::1/128"]
 """
+
+# The standard customer with a rate limit no load test or benchmark reaches.
+UNLIMITED_POLICY = DEFAULT_POLICY.replace(
+    "rateLimit: {messages: 160, per: 6h}", "rateLimit: {messages: 1000000, per: 6h}"
+)
+assert UNLIMITED_POLICY != DEFAULT_POLICY, "the standard policy's rate limit changed; update UNLIMITED_POLICY"
