@@ -1,7 +1,7 @@
 """One delivery attempt of one queued message, and what follows: finish, defer, bounce, warn.
 
 Each step is logged with the queue id, counted, and written to the message's
-trace in the same MULTI that settles or defers it (left out, and counted,
+trace in the same Redis script that settles or defers it (left out, and counted,
 when Redis is near its maxmemory). A deferred message's body moves to the
 spool (the disk tier) when there is one: committed there first, then let go
 of in Redis in the step that defers it, so a crash in between leaves the

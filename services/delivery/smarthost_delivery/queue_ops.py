@@ -1,6 +1,6 @@
 """The delivery side of the Redis queue: read, claim, settle, defer, promote, dead-letter.
 
-Every change of a message's state is one MULTI/EXEC (or one script), so a
+Every change of a message's state is one Lua script, so a
 worker killed between any two lines leaves the message either where it was
 (and it is claimed again) or where it goes next, never nowhere. What settles
 a message runs with Redis at its maxmemory too (`allow-oom` scripts and
