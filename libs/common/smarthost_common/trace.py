@@ -1,8 +1,8 @@
 """A message's history in Redis, for `smarthostctl trace QUEUE_ID`.
 
 A list `smarthost:trace:<queue id>` of JSON events, appended by whoever
-changes the message's state, in the same step (script or MULTI) as the change where there is
-one. Capped, and kept for `TRACE_TTL` after its last event, so a settled
+changes the message's state, in the same step (script or MULTI) as the
+change where there is one. Capped, and kept for `TRACE_TTL` after its last event, so a settled
 message can still be traced for a week while nothing grows without bound.
 """
 
