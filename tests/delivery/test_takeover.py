@@ -87,3 +87,22 @@ def test_a_live_worker_keeps_a_slow_delivery_past_the_heartbeat_ttl(
     assert mx.transactions == 1 and len(mx.messages) == 1
     assert "claimed" not in other.process.log()
     assert "claimed" not in slow.process.log()
+
+
+def test_an_entry_left_pending_by_a_redis_restart_is_taken_up_again_by_its_own_worker(
+    relay: Relay, stalling_mx: Callable[[float], StallingHandler], redis_server: RedisServer
+) -> None:
+    """Found by the fault suite: a settle that failed because Redis restarted waited for SMARTHOST_CLAIM_IDLE."""
+    mx = stalling_mx(2)
+    mx.answer = None  # accept after the stall
+    worker = relay.start_delivery(**SETTINGS)
+    put(redis_server.url, "alice@sender.test", ["bob@stall.test"])
+    wait_until(mx.stalled.is_set, timeout=30, what="DATA in flight")
+    assert redis_server.process is not None
+    redis_server.process.popen.kill()
+    redis_server.process.wait(10)
+    wait_until(lambda: "entry left pending" in worker.process.log(), timeout=30, what="the settle failed")
+    redis_server.start()  # the append-only file brings the queue back
+
+    wait_until(lambda: queue_is_empty(redis_server), timeout=30, what="the entry settled after all")
+    assert len(mx.messages) >= 1

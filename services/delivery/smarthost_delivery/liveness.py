@@ -20,6 +20,8 @@ from smarthost_common.queue import DELIVERY_GROUP, READY_STREAM
 from smarthost_delivery.queue_ops import Entry, text
 
 FORGET_AFTER_MS = 3600_000
+# A failed settle is retried by its own worker this long after, not at once.
+RESCAN_DELAY = 2.0
 
 
 def consumer_key(name: str) -> str:
@@ -31,8 +33,10 @@ class Liveness:
         self._redis = redis
         self._name = name
         self._ttl_ms = int(ttl * 1000)
-        # Where the scan of this worker's own pending entries goes on (after a restart).
+        # Where the scan of this worker's own pending entries goes on (after a restart,
+        # or after an entry was left pending); None when there is nothing to scan for.
         self._own_cursor: str | None = "0-0"
+        self._scan_after = 0.0
 
     async def beat(self) -> None:
         await self._redis.set(consumer_key(self._name), int(time.time() * 1000), px=self._ttl_ms)
@@ -50,13 +54,20 @@ class Liveness:
         if not mine:
             await self._redis.xgroup_delconsumer(READY_STREAM, DELIVERY_GROUP, self._name)
 
-    async def own_pending(self, count: int, held: set[str]) -> list[Entry]:
-        """Entries the group handed to this name before a restart, `count` at a time until none is left.
+    def rescan_soon(self) -> None:
+        """An entry was left pending (Redis went away mid-settle): take it up again shortly."""
+        self._own_cursor = "0-0"
+        self._scan_after = time.monotonic() + RESCAN_DELAY
 
-        Claimed again by this name, which counts a delivery: a message that
-        keeps killing its worker still ends in the dead-letter stream.
+    async def own_pending(self, count: int, held: set[str]) -> list[Entry]:
+        """Entries the group handed to this name and it does not hold, `count` at a time until none is left.
+
+        After a restart those are what the previous life held; later, what
+        a failed settle left pending. Claimed again by this name, which
+        counts a delivery: a message that keeps failing still ends in the
+        dead-letter stream.
         """
-        if self._own_cursor is None:
+        if self._own_cursor is None or time.monotonic() < self._scan_after:
             return []
         start = "-" if self._own_cursor == "0-0" else f"({self._own_cursor}"
         pending: Any = await self._redis.xpending_range(

@@ -129,11 +129,13 @@ class Worker:
         try:
             await self._processor.process(entry)
         except (RedisError, OSError) as exc:
-            # Left pending: another worker claims it once it has been idle.
+            # Left pending under this worker's name, which takes it up again in a moment.
             log.error("queue error; entry left pending", extra={"queue_id": entry.queue_id, "error": str(exc)})
+            self._liveness.rescan_soon()
         except Exception:
-            # Left pending too; if it keeps failing it ends in the dead-letter stream.
+            # Left pending too, and taken up again; if it keeps failing it ends in the dead-letter stream.
             log.exception("delivery failed unexpectedly; entry left pending", extra={"queue_id": entry.queue_id})
+            self._liveness.rescan_soon()
         finally:
             self._held.discard(entry.entry_id)
 
