@@ -15,7 +15,7 @@ end of DATA (so the session stays in step) and is refused with 452 4.3.1.
 
 from enum import Enum
 
-from smarthost_ingress.limits import Reservation
+from smarthost_common.memory_budget import Reservation
 from smarthost_ingress.replies import NO_MEMORY
 
 # Memory is claimed from the budget in steps of this size, not per line.

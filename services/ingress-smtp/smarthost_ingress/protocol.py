@@ -27,12 +27,13 @@ from aiosmtpd.proxy_protocol import get_proxy
 from aiosmtpd.smtp import ALLOWED_BEFORE_STARTTLS, MISSING, SMTP, Envelope, Session, TLSSetupException
 from smarthost.policy.v1 import policy_pb2 as pb
 
+from smarthost_common.memory_budget import MemoryBudget, Reservation
 from smarthost_ingress import metrics
 from smarthost_ingress.addresses import AddressError, Path, parse_path
 from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
 from smarthost_ingress.data import COPIES, GROWTH_STEP, MessageAssembler, Outcome
-from smarthost_ingress.limits import ConnectionLimits, MemoryBudget, Reservation
+from smarthost_ingress.limits import ConnectionLimits
 from smarthost_ingress.proxy import HeaderSniffer, ProxyTrust, proxied_client
 from smarthost_ingress.replies import (
     NO_MEMORY,

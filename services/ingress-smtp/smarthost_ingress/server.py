@@ -12,6 +12,7 @@ import signal
 
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
+from smarthost_common.memory_budget import MemoryBudget
 from smarthost_common.net import split_hostport
 from smarthost_common.redis_client import connect
 from smarthost_common.room import RedisRoom
@@ -21,7 +22,7 @@ from smarthost_ingress import metrics
 from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
 from smarthost_ingress.handler import RelayHandler
-from smarthost_ingress.limits import ConnectionLimits, MemoryBudget
+from smarthost_ingress.limits import ConnectionLimits
 from smarthost_ingress.policy_client import PolicyClient
 from smarthost_ingress.protocol import RelaySMTP, Shared
 from smarthost_ingress.proxy import ProxyTrust

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
+from smarthost_common.memory_budget import MemoryBudget, Reservation
 from smarthost_ingress.data import GROWTH_STEP, MessageAssembler, Outcome
-from smarthost_ingress.limits import MemoryBudget, Reservation
 
 MiB = 1024 * 1024
 

@@ -3,8 +3,9 @@ from ipaddress import ip_network
 
 import pytest
 
+from smarthost_common.memory_budget import MemoryBudget
 from smarthost_ingress.auth import AuthThrottle
-from smarthost_ingress.limits import ConnectionLimits, MemoryBudget
+from smarthost_ingress.limits import ConnectionLimits
 from smarthost_ingress.proxy import HeaderSniffer, ProxyTrust
 from smarthost_ingress.replies import normalized
 
