@@ -1,9 +1,9 @@
 """The mail queue in Redis, as both the ingress (writer) and delivery (reader) see it.
 
-Each message is a hash `smarthost:msg:<queue id>` holding the protobuf record
-and either the message bytes (`body`: the memory tier) or, when the bytes are
-in the PostgreSQL spool (the disk tier), their size and whether they hold
-8-bit data (`spooled`, `eightbit`). The ready stream carries only queue ids,
+Each message is a hash `smarthost:msg:<queue id>` holding the protobuf record,
+whether the bytes hold 8-bit data (`eightbit`), and either the bytes (`body`:
+the memory tier) or, when they are in the PostgreSQL spool (the disk tier),
+their size (`spooled`). The ready stream carries only queue ids,
 so a message's bytes are written once however often it is retried. The index
 holds every queued message by arrival time, so operators can list the queue
 and see its oldest message without scanning keys. The hash `smarthost:queue:tiers`
@@ -20,7 +20,6 @@ mail, it never refuses to settle queued mail.
 
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -62,7 +61,7 @@ local function add_message(k, a, max_events, ttl)
     local size = string.len(a[4])
     local max = tonumber(a[7])
     if max > 0 and tonumber(redis.call('HGET', k[4], 'memory_bytes') or '0') + size > max then return 0 end
-    redis.call('HSET', k[1], 'record', a[2], 'body', a[4])
+    redis.call('HSET', k[1], 'record', a[2], 'body', a[4], 'eightbit', a[6])
     redis.call('HINCRBY', k[4], 'memory_bytes', size)
     redis.call('HINCRBY', k[4], 'memory_messages', 1)
   else
@@ -136,16 +135,12 @@ return add_message(KEYS, a, ARGV[9], ARGV[10])
 
 @dataclass(frozen=True)
 class StoredBody:
-    """A message's bytes as the queue holds them: inline (memory tier) or in the spool (disk tier)."""
+    """Where a message's bytes are and what delivery must know of them before reading them."""
 
     size: int
     eight_bit: bool
-    # None when the bytes are in the spool.
-    data: bytes | None
-
-    @property
-    def spooled(self) -> bool:
-        return self.data is None
+    # In the spool (disk tier), else in the message's hash (memory tier).
+    spooled: bool
 
 
 @dataclass(frozen=True)
@@ -166,13 +161,16 @@ def new_queue_id() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(75, -1, -5))
 
 
-def stored_body(fields: Sequence[object]) -> StoredBody | None:
-    """From HMGET body spooled eightbit; None when the message is gone."""
-    body, spooled, eight_bit = fields
-    if isinstance(body, bytes):
-        return StoredBody(len(body), not body.isascii(), body)
+def stored_body(spooled: object, eight_bit: object, memory_size: int) -> StoredBody | None:
+    """From the hash's `spooled` and `eightbit` and the length of its `body`; None when the message is gone.
+
+    A message queued before `eightbit` was kept for the memory tier counts as 8-bit: declaring
+    8BITMIME for ASCII is harmless, the reverse is not.
+    """
     if isinstance(spooled, bytes):
-        return StoredBody(int(spooled), eight_bit == b"1", None)
+        return StoredBody(int(spooled), eight_bit == b"1", True)
+    if memory_size:
+        return StoredBody(memory_size, eight_bit != b"0", False)
     return None
 
 
@@ -188,7 +186,7 @@ async def enqueue(
 
     False (and nothing written) when the memory tier would pass `memory_max` bytes (0: no mark).
     """
-    args = message_args(record, body, b"", memory_max, trace)
+    args = message_args(record, body, b"", memory_max, trace, not body.isascii())
     keys = [*message_keys(record), DEFERRED_SET]
     return bool(await redis.eval(ENQUEUE, 6, *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms))
 
@@ -218,7 +216,7 @@ def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray,
 
     `trace` adds fields to the message's first trace event.
     """
-    args = message_args(record, body, b"", 0, trace)
+    args = message_args(record, body, b"", 0, trace, not body.isascii())
     pipe.eval(ENQUEUE, 6, *message_keys(record), DEFERRED_SET, *args, TRACE_MAX_EVENTS, TRACE_TTL, 0)
 
 

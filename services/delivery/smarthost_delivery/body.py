@@ -1,22 +1,45 @@
-"""A queued message's bytes during one attempt, from whichever tier holds them.
+"""A queued message's bytes during one attempt, read only when needed and held within a memory budget.
 
-A body in the spool is read only when a transaction reaches DATA (or a DSN
-needs its headers), once per attempt: retrying a destination that refuses
-connections costs no read from PostgreSQL.
+The size and 8-bit flag come with the record; the bytes themselves are read
+(from Redis or from the spool) only when a transaction reaches DATA, a DSN
+needs the headers, or the body moves to the spool, and once per attempt.
+Retrying a destination that refuses connections reads no body at all. What
+the worker's transactions hold together is bounded by
+SMARTHOST_DELIVERY_MEMORY_LIMIT, so hundreds of messages can be in flight.
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
+from redis.exceptions import RedisError
+
+from smarthost_common.memory_budget import MemoryBudget, Reservation
 from smarthost_common.queue import StoredBody
 from smarthost_common.spool import Spool, SpoolError
 
 
+class BodyUnavailable(Exception):
+    """The bytes cannot be had now (tier unreachable, memory budget taken, message gone): try later."""
+
+
 class MessageBody:
-    def __init__(self, queue_id: str, stored: StoredBody, spool: Spool | None) -> None:
+    def __init__(
+        self,
+        queue_id: str,
+        stored: StoredBody,
+        read_memory: Callable[[], Awaitable[bytes | None]],
+        spool: Spool | None,
+        budget: MemoryBudget,
+        wait: float,
+    ) -> None:
         self._queue_id = queue_id
         self._stored = stored
+        self._read_memory = read_memory
         self._spool = spool
-        self._data = stored.data
+        self._budget = budget
+        self._wait = wait
+        self._data: bytes | None = None
+        self._reservation: Reservation | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -27,20 +50,32 @@ class MessageBody:
     def eight_bit(self) -> bool:
         return self._stored.eight_bit
 
-    @property
-    def in_memory(self) -> bool:
-        return not self._stored.spooled
-
     async def read(self) -> bytes:
-        """The bytes; raises SpoolError when the spool cannot give them now (the message stays queued)."""
-        if self._data is not None:
-            return self._data
         async with self._lock:
             if self._data is None:
-                if self._spool is None:
-                    raise SpoolError("the body is in the disk tier, but SMARTHOST_SPOOL_URL is not set")
-                data = await self._spool.load(self._queue_id)
-                if data is None:
-                    raise SpoolError(f"the spool has no body for {self._queue_id}")
-                self._data = data
+                self._reservation = self._reservation or await self._budget.reserve(self.size, self._wait)
+                if self._reservation is None:
+                    raise BodyUnavailable("the delivery memory budget stayed taken")
+                self._data = await self._load()
             return self._data
+
+    def release(self) -> None:
+        """The attempt is over: the bytes and their share of the budget go."""
+        self._data = None
+        if self._reservation is not None:
+            self._reservation.release()
+            self._reservation = None
+
+    async def _load(self) -> bytes:
+        try:
+            if not self._stored.spooled:
+                data = await self._read_memory()
+            elif self._spool is None:
+                raise BodyUnavailable("the body is in the disk tier, but SMARTHOST_SPOOL_URL is not set")
+            else:
+                data = await self._spool.load(self._queue_id)
+        except (SpoolError, RedisError, OSError) as exc:
+            raise BodyUnavailable(str(exc) or exc.__class__.__name__) from exc
+        if data is None:
+            raise BodyUnavailable(f"no body for {self._queue_id} any more")
+        return data

@@ -23,8 +23,10 @@ class DeliverySettings(ServiceSettings):
     # Waits between attempts; the last one repeats. Like Postfix's backoff.
     retry_schedule: Annotated[list[float], NoDecode, BeforeValidator(_schedule)] = [300, 600, 1200, 2400, 4000]
     max_queue_lifetime: Duration = Field(default=5 * 86400, gt=0)
-    # Messages one worker process delivers at once.
-    delivery_concurrency: int = Field(default=10, gt=0)
+    # Messages one worker process delivers at once (Postfix: 100 processes, 20 per destination).
+    delivery_concurrency: int = Field(default=100, gt=0)
+    # Bytes of message bodies one worker holds at once, whatever the concurrency.
+    delivery_memory_limit: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # Per SMTP command and for the end of DATA, as RFC 5321 4.5.3.2 suggests.
     delivery_timeout: Duration = Field(default=300.0, gt=0)
     # TCP connect plus the greeting, per MX address (Postfix: 30s).

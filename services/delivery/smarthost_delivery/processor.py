@@ -19,11 +19,12 @@ from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 from smarthost_common.best_effort import BestEffort
 from smarthost_common.customer_stats import add_counts
 from smarthost_common.durations import format_duration
+from smarthost_common.memory_budget import MemoryBudget
 from smarthost_common.queue import StoredBody
 from smarthost_common.room import RedisRoom
 from smarthost_common.spool import Spool, SpoolError
 from smarthost_common.trace import trace_event
-from smarthost_delivery.body import MessageBody
+from smarthost_delivery.body import BodyUnavailable, MessageBody
 from smarthost_delivery.classify import classify
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.dsn import Action, Report, build_dsn
@@ -47,7 +48,7 @@ log = logging.getLogger("smarthost.delivery")
 
 Dsn = tuple[QueuedMessage, bytes]
 
-# A message whose body the spool cannot give now waits this long, without
+# A message whose body cannot be read now waits this long, without
 # counting as an attempt of its destinations.
 SPOOL_RETRY_S = 60
 
@@ -74,8 +75,10 @@ class MessageProcessor:
         redis: Redis,
         spool: Spool | None,
         room: RedisRoom,
+        budget: MemoryBudget,
     ) -> None:
         self._queue = queue
+        self._budget = budget
         self._transport = transport
         self._settings = settings
         self._redis = redis
@@ -101,19 +104,29 @@ class MessageProcessor:
             await self._queue.drop_entry(entry)
             return
         record, stored = loaded
-        body = MessageBody(record.queue_id, stored, self._spool)
+        queue_id = record.queue_id
+        body = MessageBody(
+            queue_id,
+            stored,
+            lambda: self._queue.read_body(queue_id),
+            self._spool,
+            self._budget,
+            self._settings.delivery_timeout,
+        )
         untouched = record.SerializeToString()
         try:
             await self._settle(entry, record, body, stored)
-        except SpoolError as exc:
-            # A DSN needed the body and the spool could not give it: nothing of
-            # this attempt is saved, so it is all done again, later.
+        except BodyUnavailable as exc:
+            # A DSN needed the body and it could not be read: nothing of this
+            # attempt is saved, so it is all done again, later.
             SPOOL_ERRORS.labels(op="load").inc()
-            log.error("spool unreadable; message waits", extra={"queue_id": record.queue_id, "error": str(exc)})
+            log.error("body unreadable; message waits", extra={"queue_id": record.queue_id, "error": str(exc)})
             waiting = QueuedMessage.FromString(untouched)
             waiting.next_attempt_ms = int(time.time() * 1000) + SPOOL_RETRY_S * 1000
-            note = trace_event("spool_unavailable", error=str(exc), next_attempt_ms=waiting.next_attempt_ms)
+            note = trace_event("body_unavailable", error=str(exc), next_attempt_ms=waiting.next_attempt_ms)
             await self._queue.defer(entry, waiting, [], self._traced([note]))
+        finally:
+            body.release()
 
     async def _settle(self, entry: Entry, record: QueuedMessage, body: MessageBody, stored: StoredBody) -> None:
         trace: list[str] = []
@@ -148,7 +161,7 @@ class MessageProcessor:
             dsns += await self._report(record, body, "delayed", pending, trace, retry_until_ms=expiry_ms)
             record.delay_warned = True
         trace.append(trace_event("deferred", next_attempt_ms=record.next_attempt_ms, attempts=record.attempts))
-        spooled = await self._move_to_disk(record.queue_id, stored)
+        spooled = await self._move_to_disk(record.queue_id, body, stored)
         await self._queue.defer(entry, record, dsns, self._traced(trace), spooled)
         self._count_customer(record, delivered, len(failed))
         log.info(
@@ -157,22 +170,22 @@ class MessageProcessor:
                 "queue_id": record.queue_id,
                 "wait_s": (record.next_attempt_ms - now_ms) / 1000,
                 "attempts": record.attempts,
-                "tier": "memory" if stored.data is not None and spooled is None else "disk",
+                "tier": "disk" if stored.spooled or spooled else "memory",
             },
         )
 
-    async def _move_to_disk(self, queue_id: str, stored: StoredBody) -> StoredBody | None:
+    async def _move_to_disk(self, queue_id: str, body: MessageBody, stored: StoredBody) -> StoredBody | None:
         """Commit a deferred body held in Redis to the spool; the stored body when it is there now.
 
         Deferred mail waits minutes to days: that is what fills Redis when a
         destination is down, so it waits on disk. Without a spool, or with
         the spool down, it stays in Redis and moves at a later deferral.
         """
-        if self._spool is None or stored.data is None or not self._spool.available:
+        if self._spool is None or stored.spooled or not self._spool.available:
             return None
         try:
-            await self._spool.store(queue_id, stored.data)
-        except SpoolError as exc:
+            await self._spool.store(queue_id, await body.read())
+        except (SpoolError, BodyUnavailable) as exc:
             SPOOL_ERRORS.labels(op="store").inc()
             log.warning("body not moved to the spool", extra={"queue_id": queue_id, "error": str(exc)})
             return None

@@ -174,12 +174,20 @@ class DeliveryQueue:
         return bool(await self._redis.exists(message_key(queue_id)))
 
     async def load(self, queue_id: str) -> tuple[QueuedMessage, StoredBody] | None:
-        """The record, and the body itself when Redis holds it (else where it is: the spool)."""
-        record, *body = await self._redis.hmget(message_key(queue_id), ["record", "body", "spooled", "eightbit"])
-        stored = stored_body(body)
+        """The record, and where the body is: it is read only when a transaction needs it (`read_body`)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(message_key(queue_id), ["record", "spooled", "eightbit"])
+            pipe.hstrlen(message_key(queue_id), "body")
+            (record, spooled, eight_bit), memory_size = await pipe.execute()
+        stored = stored_body(spooled, eight_bit, int(memory_size))
         if not isinstance(record, bytes) or stored is None:
             return None
         return QueuedMessage.FromString(record), stored
+
+    async def read_body(self, queue_id: str) -> bytes | None:
+        """A memory-tier body; None when it is gone (settled, deleted, or moved to the spool)."""
+        body = await self._redis.hget(message_key(queue_id), "body")
+        return body if isinstance(body, bytes) else None
 
     async def finish(self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]) -> bool:
         """Every recipient is settled: queue the DSNs, record the story and forget the message, in one step.
@@ -236,7 +244,7 @@ class DeliveryQueue:
         ]
         for dsn_record, dsn_body in dsns:
             keys += message_keys(dsn_record)
-            args += message_args(dsn_record, dsn_body, b"", 0, {"dsn_of": entry.queue_id})
+            args += message_args(dsn_record, dsn_body, b"", 0, {"dsn_of": entry.queue_id}, not dsn_body.isascii())
         return await self._redis.eval(SETTLE, len(keys), *keys, *args)
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:

@@ -9,6 +9,7 @@ import dns.resolver
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
+from smarthost_common.memory_budget import MemoryBudget
 from smarthost_common.redis_client import connect
 from smarthost_common.room import RedisRoom
 from smarthost_common.settings import load_settings
@@ -63,7 +64,8 @@ async def serve(settings: DeliverySettings) -> None:
     room = RedisRoom(redis)
     watching = asyncio.create_task(room.run())
     queue = DeliveryQueue(redis, settings.consumer_name)
-    processor = MessageProcessor(queue, transport, settings, redis, spool, room)
+    budget = MemoryBudget(settings.delivery_memory_limit)
+    processor = MessageProcessor(queue, transport, settings, redis, spool, room, budget)
     worker = Worker(redis, queue, processor, pool, settings, spool)
     probes = HealthServer(settings.metrics_listen)
     probes.start()

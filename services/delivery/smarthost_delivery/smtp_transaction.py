@@ -4,8 +4,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from smarthost_common.spool import SpoolError
-from smarthost_delivery.body import MessageBody
+from smarthost_delivery.body import BodyUnavailable, MessageBody
 from smarthost_delivery.connections import Connection
 
 
@@ -83,7 +82,7 @@ async def send(connection: Connection, envelope: Envelope, body: MessageBody) ->
         return outcomes
     try:
         data = await body.read()
-    except SpoolError as exc:
+    except BodyUnavailable as exc:
         await _reset(client)
         outcomes.update(dict.fromkeys(accepted, Outcome(451, f"4.3.0 message body not readable now: {exc}")))
         return outcomes
