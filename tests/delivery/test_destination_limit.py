@@ -31,3 +31,25 @@ def test_two_workers_share_one_destination_limit(relay: Relay, redis_server: Red
         peer.stop()
     # Reached (the workers did run in parallel) and never exceeded.
     assert mx.most_at_once == 2
+
+
+def test_one_worker_fills_the_destination_limit_with_its_defaults(
+    relay: Relay, redis_server: RedisServer, mx_port: int
+) -> None:
+    """A slow MX gets as many transactions as the destination limit allows (20), not the old ten per worker."""
+    mx = ConcurrencyRecordingHandler(hold=1.0)
+    peer = Peer(mx, HOSTS["stall.test"], mx_port)
+    try:
+        relay.start_delivery(**FAST)
+        put_many(
+            redis_server.url,
+            [
+                ("alice@sender.test", [f"r{n}@stall.test"], f"Subject: {n}\r\n\r\nbody\r\n".encode())
+                for n in range(40)
+            ],
+        )
+        wait_until(lambda: len(mx.messages) == 40, timeout=60, what="every message delivered")
+        wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
+    finally:
+        peer.stop()
+    assert mx.most_at_once == 20
