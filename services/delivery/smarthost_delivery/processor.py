@@ -50,7 +50,7 @@ Dsn = tuple[QueuedMessage, bytes]
 
 # A message whose body cannot be read now waits this long, without
 # counting as an attempt of its destinations.
-SPOOL_RETRY_S = 60
+BODY_RETRY_S = 60
 
 
 def recipient_domain(address: str) -> str:
@@ -122,7 +122,7 @@ class MessageProcessor:
             SPOOL_ERRORS.labels(op="load").inc()
             log.error("body unreadable; message waits", extra={"queue_id": record.queue_id, "error": str(exc)})
             waiting = QueuedMessage.FromString(untouched)
-            waiting.next_attempt_ms = int(time.time() * 1000) + SPOOL_RETRY_S * 1000
+            waiting.next_attempt_ms = int(time.time() * 1000) + BODY_RETRY_S * 1000
             note = trace_event("body_unavailable", error=str(exc), next_attempt_ms=waiting.next_attempt_ms)
             await self._queue.defer(entry, waiting, [], self._traced([note]))
         finally:
