@@ -18,12 +18,17 @@ is never a MULTI. The ingress's enqueue does not: a full Redis refuses new
 mail, it never refuses to settle queued mail.
 """
 
+import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
 from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, trace_key
@@ -151,6 +156,22 @@ class TierCounts:
     disk_bytes: int = 0
 
 
+@cache
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+async def run_script(redis: Redis, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """EVALSHA: the scripts are kilobytes, and would otherwise travel (and be hashed by Redis) with every call.
+
+    The first call after a Redis restart finds the script cache empty and sends the text once.
+    """
+    try:
+        return await redis.evalsha(_sha(script), len(keys), *keys, *args)
+    except NoScriptError:
+        return await redis.eval(script, len(keys), *keys, *args)
+
+
 def message_key(queue_id: str) -> str:
     return f"smarthost:msg:{queue_id}"
 
@@ -188,7 +209,7 @@ async def enqueue(
     """
     args = message_args(record, body, b"", memory_max, trace, not body.isascii())
     keys = [*message_keys(record), DEFERRED_SET]
-    return bool(await redis.eval(ENQUEUE, 6, *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms))
+    return bool(await run_script(redis, ENQUEUE, keys, [*args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms]))
 
 
 async def enqueue_spooled(
@@ -197,18 +218,18 @@ async def enqueue_spooled(
     """Store the record of a message whose body the spool already holds (committed), and announce (or park) it."""
     args = message_args(record, b"", str(spooled_size).encode(), 0, {"tier": "disk", **trace}, eight_bit)
     keys = [*message_keys(record), DEFERRED_SET]
-    await redis.eval(ENQUEUE, 6, *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms)
+    await run_script(redis, ENQUEUE, keys, [*args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms])
 
 
 async def announce(redis: Redis, queue_id: str) -> None:
     """A parked message to the ready stream."""
-    await redis.eval(ANNOUNCE, 2, DEFERRED_SET, READY_STREAM, queue_id)
+    await run_script(redis, ANNOUNCE, [DEFERRED_SET, READY_STREAM], [queue_id])
 
 
 async def withdraw(redis: Redis, queue_id: str) -> bool:
     """Take back a parked message; False when it went to the ready stream already (it stays queued)."""
     keys = [message_key(queue_id), QUEUE_INDEX, DEFERRED_SET, TIERS]
-    return bool(await redis.eval(WITHDRAW, 4, *keys, queue_id))
+    return bool(await run_script(redis, WITHDRAW, keys, [queue_id]))
 
 
 def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray, **trace: object) -> None:

@@ -26,6 +26,7 @@ from smarthost_common.queue import (
     message_args,
     message_key,
     message_keys,
+    run_script,
     stored_body,
 )
 from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, trace_key
@@ -245,25 +246,25 @@ class DeliveryQueue:
         for dsn_record, dsn_body in dsns:
             keys += message_keys(dsn_record)
             args += message_args(dsn_record, dsn_body, b"", 0, {"dsn_of": entry.queue_id}, not dsn_body.isascii())
-        return await self._redis.eval(SETTLE, len(keys), *keys, *args)
+        return await run_script(self._redis, SETTLE, keys, args)
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         """Park an entry that keeps failing where only an operator moves it (`smarthostctl queue retry`)."""
         event = trace_event("dead_lettered", deliveries=entry.deliveries, reason=reason)
-        await self._redis.eval(
+        await run_script(
+            self._redis,
             DEAD_LETTER,
-            3,
-            DEAD_STREAM,
-            READY_STREAM,
-            trace_key(entry.queue_id),
-            entry.queue_id,
-            entry.deliveries,
-            reason,
-            DELIVERY_GROUP,
-            entry.entry_id,
-            TRACE_MAX_EVENTS,
-            TRACE_TTL,
-            event,
+            [DEAD_STREAM, READY_STREAM, trace_key(entry.queue_id)],
+            [
+                entry.queue_id,
+                entry.deliveries,
+                reason,
+                DELIVERY_GROUP,
+                entry.entry_id,
+                TRACE_MAX_EVENTS,
+                TRACE_TTL,
+                event,
+            ],
         )
 
     async def drop_entry(self, entry: Entry) -> None:
