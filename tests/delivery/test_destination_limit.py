@@ -43,10 +43,7 @@ def test_one_worker_fills_the_destination_limit_with_its_defaults(
         relay.start_delivery(**FAST)
         put_many(
             redis_server.url,
-            [
-                ("alice@sender.test", [f"r{n}@stall.test"], f"Subject: {n}\r\n\r\nbody\r\n".encode())
-                for n in range(40)
-            ],
+            [("alice@sender.test", [f"r{n}@stall.test"], f"Subject: {n}\r\n\r\nbody\r\n".encode()) for n in range(40)],
         )
         wait_until(lambda: len(mx.messages) == 40, timeout=60, what="every message delivered")
         wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
