@@ -51,7 +51,21 @@ for n in 1 2; do
   SMARTHOST_METRICS_LISTEN=127.0.0.1:$((METRICS + 1 + n)) SMARTHOST_CONSUMER_NAME="local-$n" \
     "$BIN/smarthost-delivery" & pids+=($!)
 done
-sleep 2
+# Ready when every service's /readyz says so (each within 30 s), not after a fixed pause.
+for port in "$METRICS" $((METRICS + 1)) $((METRICS + 2)) $((METRICS + 3)); do
+  "$BIN/python" - "$port" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + 30
+while True:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=1):
+            break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit(f"the service with metrics port {sys.argv[1]} did not get ready")
+        time.sleep(0.1)
+PY
+done
 to=someone@example.net from=you@example.org
 [ -n "${demo:-}" ] && to=someone@demo.test from=you@sender.test
 cat <<MSG
