@@ -13,6 +13,8 @@ the simple commands (NOOP, RSET, QUIT, HELP). Replaced, and why:
 - DATA: memory bounded across sessions, bare CR/LF normalized (`data.py`);
 - AUTH: PLAIN and LOGIN on the submission listener after STARTTLS, checked by
   the policy, failures throttled per client IP (`auth.py`);
+- pipelining: a client that sends before the reply it must wait for is
+  refused and disconnected (`pipelining.py`);
 - every reply printable ASCII with an enhanced status code (`replies.py`).
 """
 
@@ -34,6 +36,7 @@ from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
 from smarthost_ingress.data import COPIES, GROWTH_STEP, MessageAssembler, Outcome
 from smarthost_ingress.limits import ConnectionLimits
+from smarthost_ingress.pipelining import END_OF_GROUP, buffered, refusal, unread_in_kernel
 from smarthost_ingress.proxy import HeaderSniffer, ProxyTrust, proxied_client
 from smarthost_ingress.replies import (
     NO_MEMORY,
@@ -116,6 +119,8 @@ class RelaySMTP(SMTP):
         self._data_timer_reset = 0.0
         # The command being answered, for the reply counter.
         self._stage = "connect"
+        # The client's socket, to see input the event loop has not read yet.
+        self._fd = -1
 
     # --- connection lifecycle -------------------------------------------
 
@@ -125,6 +130,8 @@ class RelaySMTP(SMTP):
         if first:
             self._shared.sessions.add(self)
             self._counted = self._shared.connections.open()
+            sock = transport.get_extra_info("socket")
+            self._fd = sock.fileno() if sock is not None else -1
 
     def connection_lost(self, error: Exception | None) -> None:
         self._shared.sessions.discard(self)
@@ -200,6 +207,30 @@ class RelaySMTP(SMTP):
         metrics.count_reply(self._stage, line)
         await super().push(line)
 
+    def _synchronized(self, after: str) -> bool:
+        """Whether the client waited for the reply to `after`; if not, it is refused and the session closed.
+
+        Input already read into the buffer counts, and in clear text what the
+        kernel holds too (under TLS that may be a close_notify sent with QUIT).
+        A client exempt by `SMARTHOST_FORBID_UNAUTH_PIPELINING=false` passes.
+        """
+        unread = buffered(self._reader)
+        if not unread and (self._tls_protocol is not None or not unread_in_kernel(self._fd)):
+            return True
+        if self._relay_session().authenticated and not self._settings.forbid_unauth_pipelining:
+            return True
+        log.warning(
+            "improper command pipelining: session closed",
+            extra={
+                "client_ip": self._relay_session().client_ip,
+                "after": after,
+                "input": printable(bytes(unread[:100]).decode("latin-1")),
+            },
+        )
+        metrics.PIPELINING_REFUSALS.labels(after=after.lower()).inc()
+        self._say_and_close(refusal(after))
+        return False
+
     # --- the command loop -----------------------------------------------
 
     async def _handle_client(self) -> None:
@@ -240,10 +271,12 @@ class RelaySMTP(SMTP):
             self._say_and_close(SHUTTING_DOWN)
             return
         metrics.CONNECTIONS.labels(listener=self._listener, outcome="accepted").inc()
+        if not self._synchronized("connect"):
+            return
         await self._push_raw(f"220 {self.hostname} {self.__ident__}")
         # A client that is not a trusted load balancer must not send a PROXY header.
         sniffer = None if self._shared.proxy.trusted(peer_ip) else HeaderSniffer()
-        while self.transport is not None:
+        while self.transport is not None and not self.transport.is_closing():
             if self._shared.sessions.draining and not self._in_transaction():
                 self._say_and_close(SHUTTING_DOWN)
                 return
@@ -322,6 +355,8 @@ class RelaySMTP(SMTP):
         command = verb.decode("ascii").upper()
         if command in self._smtp_methods:
             self._stage = command.lower()
+        if command in END_OF_GROUP and not self._synchronized(command):
+            return
         arg = rest.strip().decode("utf-8", errors="surrogateescape") or None
         if not self._tls_handshake_okay and command != "QUIT":
             await self.push("554 5.7.0 Command refused due to lack of security")
@@ -607,6 +642,9 @@ class RelaySMTP(SMTP):
         """The initial response if given, else the answer to a 334 challenge; None once refused."""
         if initial is None:
             response = await self.challenge_auth(challenge)
+            # The client must wait for each challenge too.
+            if not self._synchronized("AUTH"):
+                return None
             return response if isinstance(response, bytes) else None
         if initial == "=":
             return b""
