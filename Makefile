@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 # Programs the tests and `make run` start as real processes (postfix: a customer's
-# MTA relaying through the ingress, in a private instance).
-DEBIAN_PACKAGES := redis-server dnsmasq-base swaks postgresql postfix
-PROGRAMS := redis-server dnsmasq swaks postfix
+# MTA relaying through the ingress, in a private instance; nmap: its open-relay script).
+DEBIAN_PACKAGES := redis-server dnsmasq-base swaks postgresql postfix nmap
+PROGRAMS := redis-server dnsmasq swaks postfix nmap
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := libs/common/smarthost/policy/v1/policy_pb2.py
 SERVICES := libs/common services/policy services/ingress-smtp services/delivery

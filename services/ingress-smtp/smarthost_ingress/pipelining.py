@@ -31,6 +31,12 @@ def buffered(reader: asyncio.StreamReader) -> bytearray:
     return buffer
 
 
+def command_buffered(reader: asyncio.StreamReader) -> bool:
+    """True while a whole command line waits in the buffer: replies can then be held for it."""
+    buffer = buffered(reader)
+    return bool(buffer) and b"\n" in buffer
+
+
 def unread_in_kernel(fd: int) -> int:
     """Bytes the kernel holds for the socket that the event loop has not read yet (FIONREAD)."""
     try:
