@@ -234,7 +234,8 @@ class RelaySMTP(SMTP):
         A client exempt by `SMARTHOST_FORBID_UNAUTH_PIPELINING=false` passes.
         """
         unread = buffered(self._reader)
-        if not unread and (self._tls_protocol is not None or not unread_in_kernel(self._fd)):
+        waiting = len(unread) or (0 if self._tls_protocol is not None else unread_in_kernel(self._fd))
+        if not waiting:
             return True
         if self._relay_session().authenticated and not self._settings.forbid_unauth_pipelining:
             return True
@@ -243,6 +244,7 @@ class RelaySMTP(SMTP):
             extra={
                 "client_ip": self._relay_session().client_ip,
                 "after": after,
+                "bytes": waiting,
                 "input": printable(bytes(unread[:100]).decode("latin-1")),
             },
         )
