@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
-# Programs the tests and `make run` start as real processes.
-DEBIAN_PACKAGES := redis-server dnsmasq-base swaks postgresql
-PROGRAMS := redis-server dnsmasq swaks
+# Programs the tests and `make run` start as real processes (postfix: a customer's
+# MTA relaying through the ingress, in a private instance; nmap: its open-relay script).
+DEBIAN_PACKAGES := redis-server dnsmasq-base swaks postgresql postfix nmap
+PROGRAMS := redis-server dnsmasq swaks postfix nmap
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := libs/common/smarthost/policy/v1/policy_pb2.py
 SERVICES := libs/common services/policy services/ingress-smtp services/delivery
@@ -34,12 +35,14 @@ $(GENERATED): $(PROTOS) $(BIN)/python
 	  --python_out=libs/common --grpc_python_out=libs/common \
 	  --mypy_out=libs/common --mypy_grpc_out=libs/common $(PROTOS)
 
-# Installs the Debian packages whose programs are missing (CI starts bare).
+# Installs the Debian packages whose programs are missing (CI starts bare). Postfix
+# comes with "No configuration": its programs only, no system MTA.
 system-packages:
 	@missing=""; for p in $(PROGRAMS); do command -v $$p >/dev/null || PATH="$$PATH:/usr/sbin" command -v $$p >/dev/null || missing=1; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(DEBIAN_PACKAGES)"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 

@@ -1,44 +1,16 @@
 """STARTTLS with a real CA, SMTP AUTH on the submission listener, with swaks as a real client."""
 
-import base64
 import shutil
 import smtplib
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import trustme
+from support.ingress_clients import plain, swaks
 from support.ingress_stack import HOSTNAME, SUBMISSION_PASSWORD, SUBMISSION_USER, Ingress, IngressStack
-from support.smtp_wire import Wire
 from support.waiting import wait_until
-
-SWAKS = shutil.which("swaks") or "/usr/bin/swaks"
-
-
-def plain(user: str, password: str) -> str:
-    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-
-
-def swaks(stack: IngressStack, port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            SWAKS,
-            "--server", "127.0.0.1",
-            "--port", str(port),
-            "--tls", "--tls-verify", "--tls-ca-path", str(stack.ca_file),
-            "--ehlo", "customer.test",
-            "--from", "alice@sender.test",
-            "--to", "bob@example.test",
-            "--header", "Subject: from swaks",
-            "--body", "Hello from swaks",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
 
 
 def test_ehlo_advertises_the_extensions(ingress: Ingress) -> None:
@@ -136,22 +108,6 @@ def test_failed_logins_are_slowed_then_refused(ingress: Ingress, client_tls: ssl
         client.ehlo("guesser.test")
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.login(SUBMISSION_USER, SUBMISSION_PASSWORD)
-
-
-def test_commands_pipelined_with_starttls_are_discarded(stack: IngressStack, ingress: Ingress) -> None:
-    """CVE-2024-34083: plaintext sent after STARTTLS must not run inside the TLS session."""
-    context = ssl.create_default_context()
-    stack.ca.configure_trust(context)
-    with Wire("127.0.0.1", ingress.port) as wire:
-        wire.greeting()
-        assert wire.command("EHLO customer.test").code == 250
-        wire.send(b"STARTTLS\r\nMAIL FROM:<injected@sender.test>\r\n")
-        assert wire.reply().code == 220
-        wire.starttls(context, HOSTNAME)
-        assert wire.command("EHLO customer.test").code == 250
-        # Had the injected MAIL run, this RCPT would be accepted.
-        assert wire.command("RCPT TO:<bob@example.test>").code == 503
-        assert wire.command("MAIL FROM:<alice@sender.test>").code == 250
 
 
 def test_renewed_certificate_is_served_without_restart(stack: IngressStack, tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ class IngressSettings(ServiceSettings):
     auth_max_failures: int = Field(default=5, gt=0)
     auth_failure_window: Duration = Field(default=900.0, gt=0)
     auth_failure_delay: Duration = Field(default=1.0, ge=0)
+    # Postfix's smtpd_forbid_unauth_pipelining: false lets clients that logged
+    # in break the pipelining rules; everyone else is always held to them.
+    forbid_unauth_pipelining: bool = True
 
     @field_validator("tls_key")
     @classmethod

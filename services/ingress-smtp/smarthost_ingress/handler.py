@@ -223,9 +223,9 @@ class RelayHandler:
     @staticmethod
     def _refuse(server: SMTP, session: RelaySession, stage: str, verdict: pb.Verdict) -> str:
         """The refusal as the client hears it, logged with the transaction's queue id."""
-        if verdict.action == pb.ACTION_DISCONNECT and server.transport is not None:
-            # Runs after aiosmtpd has written the reply; close() flushes it first.
-            server.loop.call_soon(server.transport.close)
+        if verdict.action == pb.ACTION_DISCONNECT:
+            # The protocol closes the session once this reply is written (it may be held for pipelined commands).
+            session.disconnect = True
         line = reply(verdict)
         fields = {"queue_id": session.queue_id, "stage": stage, "client_ip": session.client_ip, "reply": line}
         log.info("refused", extra=fields)

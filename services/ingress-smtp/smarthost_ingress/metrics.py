@@ -18,6 +18,12 @@ POLICY_CALLS = Counter(
 NORMALIZED_LINES = Counter(
     "smarthost_ingress_normalized_lines_total", "Message lines whose bare CR, bare LF or NUL were normalized"
 )
+# after: connect (input before the greeting) or the command whose reply the client did not wait for.
+PIPELINING_REFUSALS = Counter(
+    "smarthost_ingress_pipelining_refusals_total",
+    "Sessions closed because the client sent before a reply it had to wait for",
+    ["after"],
+)
 AUTHENTICATIONS = Counter("smarthost_ingress_authentications_total", "SMTP AUTH attempts by result", ["result"])
 STORED = Counter("smarthost_ingress_stored_total", "Messages queued, by the tier that took the body", ["tier"])
 NO_STORAGE = Counter(

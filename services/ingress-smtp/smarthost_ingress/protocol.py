@@ -13,6 +13,12 @@ the simple commands (NOOP, RSET, QUIT, HELP). Replaced, and why:
 - DATA: memory bounded across sessions, bare CR/LF normalized (`data.py`);
 - AUTH: PLAIN and LOGIN on the submission listener after STARTTLS, checked by
   the policy, failures throttled per client IP (`auth.py`);
+- pipelining: a client that sends before the reply it must wait for is
+  refused and disconnected (`pipelining.py`);
+- replies: each built whole and written once; replies to pipelined commands
+  are held while the next command is already buffered, then written together
+  (Postfix's rule: a client that reads a reply in pieces, or one reply as
+  another's, falls out of step);
 - every reply printable ASCII with an enhanced status code (`replies.py`).
 """
 
@@ -34,6 +40,7 @@ from smarthost_ingress.auth import AuthThrottle
 from smarthost_ingress.config import IngressSettings
 from smarthost_ingress.data import COPIES, GROWTH_STEP, MessageAssembler, Outcome
 from smarthost_ingress.limits import ConnectionLimits
+from smarthost_ingress.pipelining import END_OF_GROUP, buffered, command_buffered, refusal, unread_in_kernel
 from smarthost_ingress.proxy import HeaderSniffer, ProxyTrust, proxied_client
 from smarthost_ingress.replies import (
     NO_MEMORY,
@@ -65,6 +72,8 @@ class RelaySession(Session):
         # queue id of the transaction in progress (assigned at MAIL).
         self.connection: pb.CheckConnectionResponse | None = None
         self.queue_id = ""
+        # Set by the handler for a DISCONNECT verdict: the session ends once its reply is written.
+        self.disconnect = False
 
 
 class RelayEnvelope(Envelope):
@@ -116,6 +125,10 @@ class RelaySMTP(SMTP):
         self._data_timer_reset = 0.0
         # The command being answered, for the reply counter.
         self._stage = "connect"
+        # Replies not written yet: held while the client's next command is buffered.
+        self._held: list[bytes] = []
+        # The client's socket, to see input the event loop has not read yet.
+        self._fd = -1
 
     # --- connection lifecycle -------------------------------------------
 
@@ -125,6 +138,8 @@ class RelaySMTP(SMTP):
         if first:
             self._shared.sessions.add(self)
             self._counted = self._shared.connections.open()
+            sock = transport.get_extra_info("socket")
+            self._fd = sock.fileno() if sock is not None else -1
 
     def connection_lost(self, error: Exception | None) -> None:
         self._shared.sessions.discard(self)
@@ -175,11 +190,14 @@ class RelaySMTP(SMTP):
     def abort(self) -> None:
         self._say_and_close(SHUTTING_DOWN)
 
-    def _say_and_close(self, line: str) -> None:
-        """Write a last reply and close; the transport flushes it first."""
+    def _say_and_close(self, line: str | None = None) -> None:
+        """Write the held replies and a last one, if any, and close; the transport flushes them first."""
         if self.transport is not None and not self.transport.is_closing():
-            metrics.count_reply("session", line)
-            self._writer.write(line.encode("ascii") + b"\r\n")
+            if line is not None:
+                metrics.count_reply("session", line)
+                self._held.append(line.encode("ascii") + b"\r\n")
+            self._writer.write(b"".join(self._held))
+            self._held.clear()
             self.transport.close()
 
     # --- replies --------------------------------------------------------
@@ -190,15 +208,49 @@ class RelaySMTP(SMTP):
             if line.startswith("5"):
                 self._errors += 1
             metrics.count_reply(self._stage, line)
-            await super().push(line)
+            await self._send(line.encode("ascii") + b"\r\n")
         else:
-            await super().push(status)
+            await self._send(status + b"\r\n")
 
-    async def _push_raw(self, line: str) -> None:
-        """Greeting, HELO and EHLO lines: printable, but no enhanced code (RFC 2034)."""
-        line = printable(line)
-        metrics.count_reply(self._stage, line)
-        await super().push(line)
+    async def _push_lines(self, lines: list[str]) -> None:
+        """Greeting, HELO and EHLO replies: printable, no enhanced code (RFC 2034), built whole."""
+        metrics.count_reply(self._stage, lines[-1])
+        await self._send("".join(printable(line) + "\r\n" for line in lines).encode("ascii"))
+
+    async def _send(self, reply: bytes) -> None:
+        """Hold the reply while the client's next command is buffered, else write it with those held, at once."""
+        self._held.append(reply)
+        if command_buffered(self._reader):
+            return
+        self._writer.write(b"".join(self._held))
+        self._held.clear()
+        await self._writer.drain()
+
+    def _synchronized(self, after: str) -> bool:
+        """Whether the client waited for the reply to `after`; if not, it is refused and the session closed.
+
+        Input already read into the buffer counts, and in clear text what the
+        kernel holds too (under TLS that may be a close_notify sent with QUIT).
+        A client exempt by `SMARTHOST_FORBID_UNAUTH_PIPELINING=false` passes.
+        """
+        unread = buffered(self._reader)
+        waiting = len(unread) or (0 if self._tls_protocol is not None else unread_in_kernel(self._fd))
+        if not waiting:
+            return True
+        if self._relay_session().authenticated and not self._settings.forbid_unauth_pipelining:
+            return True
+        log.warning(
+            "improper command pipelining: session closed",
+            extra={
+                "client_ip": self._relay_session().client_ip,
+                "after": after,
+                "bytes": waiting,
+                "input": printable(bytes(unread[:100]).decode("latin-1")),
+            },
+        )
+        metrics.PIPELINING_REFUSALS.labels(after=after.lower()).inc()
+        self._say_and_close(refusal(after))
+        return False
 
     # --- the command loop -----------------------------------------------
 
@@ -240,10 +292,12 @@ class RelaySMTP(SMTP):
             self._say_and_close(SHUTTING_DOWN)
             return
         metrics.CONNECTIONS.labels(listener=self._listener, outcome="accepted").inc()
-        await self._push_raw(f"220 {self.hostname} {self.__ident__}")
+        if not self._synchronized("connect"):
+            return
+        await self._push_lines([f"220 {self.hostname} {self.__ident__}"])
         # A client that is not a trusted load balancer must not send a PROXY header.
         sniffer = None if self._shared.proxy.trusted(peer_ip) else HeaderSniffer()
-        while self.transport is not None:
+        while self.transport is not None and not self.transport.is_closing():
             if self._shared.sessions.draining and not self._in_transaction():
                 self._say_and_close(SHUTTING_DOWN)
                 return
@@ -273,6 +327,9 @@ class RelaySMTP(SMTP):
                 if self.transport is None:
                     return
                 await self.push("451 4.3.0 Internal error, try again later")
+            if self._relay_session().disconnect:
+                self._say_and_close()
+                return
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -322,6 +379,8 @@ class RelaySMTP(SMTP):
         command = verb.decode("ascii").upper()
         if command in self._smtp_methods:
             self._stage = command.lower()
+        if command in END_OF_GROUP and not self._synchronized(command):
+            return
         arg = rest.strip().decode("utf-8", errors="surrogateescape") or None
         if not self._tls_handshake_okay and command != "QUIT":
             await self.push("554 5.7.0 Command refused due to lack of security")
@@ -345,7 +404,7 @@ class RelaySMTP(SMTP):
         self._set_rset_state()
         self._relay_session().extended_smtp = False
         status = await self._call_handler_hook("HELO", hostname)
-        await self._push_raw(f"250 {self.hostname}" if status is MISSING else status)
+        await self._push_lines([f"250 {self.hostname}" if status is MISSING else status])
 
     async def smtp_EHLO(self, hostname: str | None) -> None:
         if not hostname:
@@ -370,8 +429,7 @@ class RelaySMTP(SMTP):
         if status is MISSING:
             self._relay_session().host_name = hostname
             status = lines
-        for line in status:
-            await self._push_raw(line)
+        await self._push_lines(status)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self._tls_protocol is not None:
@@ -607,6 +665,9 @@ class RelaySMTP(SMTP):
         """The initial response if given, else the answer to a 334 challenge; None once refused."""
         if initial is None:
             response = await self.challenge_auth(challenge)
+            # The client must wait for each challenge too.
+            if not self._synchronized("AUTH"):
+                return None
             return response if isinstance(response, bytes) else None
         if initial == "=":
             return b""
