@@ -48,12 +48,41 @@ def test_multi_stage_with_slim_base(service: str) -> None:
     assert base.split("=", 1)[1].startswith("python:") and "-slim" in base
 
 
+def _stage(service: str, name: str) -> list[tuple[str, str]]:
+    instructions = _instructions(service)
+    start = next(
+        i
+        for i, (keyword, argument) in enumerate(instructions)
+        if keyword == "FROM" and argument.endswith(f" AS {name}")
+    )
+    end = next((i for i in range(start + 1, len(instructions)) if instructions[i][0] == "FROM"), len(instructions))
+    return instructions[start:end]
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_final_stage_installs_wheels_only(service: str) -> None:
-    final = " ".join(argument for keyword, argument in _final_stage(service) if keyword == "RUN")
-    assert "--no-index" in final and "from=build" in final
-    for tool in ("apt-get", "gcc", "build-essential", "grpc_tools"):
-        assert tool not in final
+def test_dependencies_layer_sees_no_code(service: str) -> None:
+    """The dependencies' layer is built from metadata only, so a code change leaves it cached."""
+    sources = [
+        path for keyword, argument in _stage(service, "deps") if keyword == "COPY" for path in argument.split()[:-1]
+    ]
+    assert sources
+    assert all(path.endswith(("pyproject.toml", "constraints.txt", "image-dependencies.py")) for path in sources), (
+        sources
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_final_stage_copies_built_files_code_last(service: str) -> None:
+    final = _final_stage(service)
+    runs = " ".join(argument for keyword, argument in final if keyword == "RUN")
+    for tool in ("pip", "apt-get", "gcc", "build-essential", "grpc_tools"):
+        assert tool not in runs
+    copies = [argument for keyword, argument in final if keyword in ("COPY", "ADD")]
+    assert all(copy.startswith("--from=") for copy in copies)
+    # The service's own code is the last layer: a code change rebuilds nothing else.
+    assert copies[-1].startswith("--from=build ")
+    last_layer = max(i for i, (keyword, _) in enumerate(final) if keyword in ("RUN", "COPY", "ADD"))
+    assert final[last_layer] == ("COPY", copies[-1])
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -71,9 +100,12 @@ def test_entrypoint_is_the_console_script(service: str) -> None:
     (entrypoint,) = [argument for keyword, argument in _final_stage(service) if keyword == "ENTRYPOINT"]
     command = json.loads(entrypoint)
     assert len(command) == 1 and command[0] in scripts and command[0] != "smarthostctl"
-    # The image installs exactly this service's distribution.
-    run = " ".join(argument for keyword, argument in _final_stage(service) if keyword == "RUN")
-    assert project["name"] in run.split()
+    # The image installs exactly this service's code and the shared library.
+    run = " ".join(argument for keyword, argument in _stage(service, "build") if keyword == "RUN").split()
+    assert [path for path in run if path.startswith(("./libs/", "./services/"))] == [
+        "./libs/common",
+        f"./services/{service}",
+    ]
 
 
 @pytest.mark.parametrize("service", SERVICES)
