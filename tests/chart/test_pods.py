@@ -98,3 +98,12 @@ def test_pod_disruption_budgets_only_for_several_replicas(render_case: Callable[
     for budget in default.of_kind("PodDisruptionBudget"):
         component = budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
         assert budget["spec"]["selector"] == default.get("Deployment", component)["spec"]["selector"]
+
+
+def test_host_network_only_when_asked_keeping_cluster_dns(render_case: Callable[[str], Rendered]) -> None:
+    for case, host_network in (("default", False), ("podman", True)):
+        for component in ("ingress", "policy", "delivery"):
+            spec = render_case(case).get("Deployment", component)["spec"]["template"]["spec"]
+            assert spec.get("hostNetwork", False) is host_network
+            # On the node's network the default policy would resolve with the node's DNS, not the cluster's.
+            assert spec.get("dnsPolicy") == ("ClusterFirstWithHostNet" if host_network else None)

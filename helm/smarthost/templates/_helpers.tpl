@@ -85,6 +85,10 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml .ctx.Values.podSecurityContext | nindent 2 }}
+{{- if .ctx.Values.hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
 topologySpreadConstraints:
   {{- include "smarthost.topologySpread" . | nindent 2 }}
 {{- with .values.nodeSelector }}
