@@ -118,6 +118,11 @@ images: image-tools
 	    localhost/smarthost-$$image:$(IMAGE_TAG) | awk '{printf "%d MB", $$1 / 1e6}'), built in $$(( $$(date +%s) - start )) s"; \
 	done
 
+# The built images run by podman on loopback: the relay as containers, then the
+# chart's own pods played by `podman kube play` (tests/images).
+test-images: install system-packages images
+	$(BIN)/pytest -m images tests/images
+
 # Renders the Helm chart for every ci/*-values.yaml, lints it and validates it
 # against Kubernetes' schemas, offline.
 chart: install
