@@ -43,9 +43,11 @@ from support.standard import MX_HOSTS, STANDARD_ZONE, UNLIMITED_POLICY
 
 from smarthost_common.queue import QUEUE_INDEX
 
+# The fast scenarios run twice (other work on the machine comes and goes); the
+# slow one is bound by concurrency, not CPU, and takes most of the run's time.
 SCENARIOS = (
-    Scenario("2 KiB messages", "2 KiB", messages=2000, size=2 * 1024, sink_wait=0, workers=(1,)),
-    Scenario("100 KiB messages", "100 KiB", messages=1000, size=100 * 1024, sink_wait=0, workers=(1,)),
+    Scenario("2 KiB messages", "2 KiB", messages=2000, size=2 * 1024, sink_wait=0, workers=(1,), rounds=2),
+    Scenario("100 KiB messages", "100 KiB", messages=1000, size=100 * 1024, sink_wait=0, workers=(1,), rounds=2),
     Scenario(
         "slow destinations: MX hosts wait 1 s before answering DATA, 2 KiB messages",
         "slow MX",
@@ -53,6 +55,7 @@ SCENARIOS = (
         size=2 * 1024,
         sink_wait=1,
         workers=(1, 2),
+        rounds=1,
     ),
 )
 SESSIONS = 20
@@ -235,23 +238,30 @@ def main() -> None:
 def run_scenario(
     group: ProcessGroup, dumps: Path, postfix: PostfixInstance, smarthost: Smarthost, scenario: Scenario
 ) -> list[Phase]:
-    """Postfix, then smarthost with each number of delivery workers, to the same sinks."""
+    """Postfix, then smarthost with each number of delivery workers, to the same sinks; each one's best round."""
     hosts = [MX_HOSTS[domain] for domain in DESTINATIONS]
     sinks = Sinks(group, dumps, hosts, postfix.smtp_port, scenario.sink_wait)
+    best: list[Phase] = []
     try:
-        phases = [run_phase(group, sinks, postfix_contender(postfix), scenario, _tag("postfix", scenario))]
-        for workers in scenario.workers:
-            relay = smarthost.contender(workers)
-            phases.append(run_phase(group, sinks, relay, scenario, _tag(f"smarthost-{workers}", scenario)))
+        for round_ in range(scenario.rounds):
+            phases = [run_phase(group, sinks, postfix_contender(postfix), scenario, _tag("postfix", scenario, round_))]
+            for workers in scenario.workers:
+                relay = smarthost.contender(workers)
+                phases.append(run_phase(group, sinks, relay, scenario, _tag(f"smarthost-{workers}", scenario, round_)))
+            best = (
+                [max(pair, key=lambda phase: phase.end_to_end_rate) for pair in zip(best, phases, strict=True)]
+                if best
+                else phases
+            )
     finally:
         sinks.stop()
     print(f"{scenario.title}: done", file=sys.stderr)
-    return phases
+    return best
 
 
-def _tag(relay: str, scenario: Scenario) -> str:
+def _tag(relay: str, scenario: Scenario, round_: int) -> str:
     """Names the phase's processes, logs and probe ids: no spaces."""
-    return f"{relay}-{scenario.label}".replace(" ", "-")
+    return f"{relay}-{scenario.label}-{round_}".replace(" ", "-")
 
 
 if __name__ == "__main__":
