@@ -83,10 +83,10 @@ def render(
     ]
     for scenario, phases in results:
         postfix_phase, *ours = phases
-        probes = ", ".join(str(len(phase.latencies)) for phase in phases)
+        probes = "; ".join(str(len(phase.latencies)) for phase in phases)
         best = f", best of {scenario.rounds} alternating rounds" if scenario.rounds > 1 else ""
         lines += ["", f"## {scenario.title}: {scenario.messages:,} messages{best}", ""]
-        lines += [f"Latency probes: {probes} ({', '.join(phase.relay for phase in phases)}).", ""]
+        lines += [f"Latency probes: {probes} ({'; '.join(phase.name for phase in phases)}).", ""]
         heading = ["figure", postfix_phase.name]
         for phase in ours:
             heading += [phase.name, "ratio"]
