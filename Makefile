@@ -11,7 +11,7 @@ PROTOS := $(shell find proto -name '*.proto')
 GENERATED := libs/common/smarthost/policy/v1/policy_pb2.py
 SERVICES := libs/common services/policy services/ingress-smtp services/delivery
 
-.PHONY: install proto system-packages run test lint typecheck pytest bench clean test-backlog test-faults
+.PHONY: install proto system-packages bench-packages run test lint typecheck pytest bench clean test-backlog test-faults
 
 install: $(VENV)/.installed $(GENERATED)
 
@@ -46,6 +46,18 @@ system-packages:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 
+# What bench/relay_vs_postfix.py adds: Postfix (the reference relay, with its
+# smtp-source and smtp-sink), unshare and ip for its private namespaces.
+# "No configuration": the package sets up no system mail server.
+BENCH_DEBIAN_PACKAGES := postfix util-linux iproute2
+bench-packages:
+	@if ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/smtp-source ] || ! command -v unshare >/dev/null || \
+	  ! PATH="$$PATH:/usr/sbin:/sbin" command -v ip >/dev/null; then \
+	  echo "installing $(BENCH_DEBIAN_PACKAGES)"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
 run: install system-packages
 	./scripts/run-local.sh
 
@@ -72,12 +84,15 @@ test-faults: install system-packages
 	FAULT_MESSAGES=2000 $(BIN)/pytest -s --timeout 1800 tests/faults
 
 # Benchmarks; figures are ratios against a baseline measured in the same run.
-# The end-to-end ones start Redis, dnsmasq and the services on loopback.
-bench: install system-packages
+# The end-to-end ones start Redis, dnsmasq and the services on loopback; the
+# last one (as root, in its own network namespace) measures the relay against
+# Postfix and writes bench/results/relay-vs-postfix.md.
+bench: install system-packages bench-packages
 	$(BIN)/python bench/customer_lookup.py
 	$(BIN)/python bench/ingress_throughput.py
 	$(BIN)/python bench/delivery_throughput.py
 	$(BIN)/python bench/queue_tiers.py
+	$(BIN)/python bench/relay_vs_postfix.py
 
 clean:
 	rm -rf $(VENV) libs/common/smarthost .mypy_cache .pytest_cache .ruff_cache
