@@ -15,6 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 
+# The same services as the tests' customer Postfix (harness puts tests/ on the path first).
+from support.postfix_instance import MASTER_CF
+
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 
@@ -41,32 +44,6 @@ message_size_limit = 20971520
 smtp_tcp_port = {smtp_port}
 """
 
-# Upstream's master.cf services that a relay uses, with chroot off.
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
 
 class PostfixInstance:
     def __init__(self, directory: Path, port: int, smtp_port: int) -> None:
@@ -83,7 +60,7 @@ class PostfixInstance:
             directory=directory, queue=self.queue, data=directory / "data", log=self.log, smtp_port=smtp_port
         )
         (self.config / "main.cf").write_text(main)
-        (self.config / "master.cf").write_text(MASTER_CF.format(port=port))
+        (self.config / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{port}"))
 
     def start(self) -> None:
         # `check` creates the queue and data directories with Postfix's owners and modes.
