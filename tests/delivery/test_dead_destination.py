@@ -17,19 +17,36 @@ def test_a_dead_destination_is_not_tried_again_until_its_mark_runs_out(
 ) -> None:
     client = redis_server.client()
     worker = relay.start_delivery(**SETTINGS)
-    first = put(redis_server.url, "alice@sender.test", ["bob@example.test"])  # nothing listens on its MX
-    wait_until(lambda: client.zscore("smarthost:queue:deferred", first) is not None, timeout=30, what="deferral")
+    # Nothing listens on example.test's MX. One failure is not enough to mark it: five in a row are.
+    first = [put(redis_server.url, "alice@sender.test", [f"bob{n}@example.test"]) for n in range(5)]
+    wait_until(lambda: client.zcard("smarthost:queue:deferred") == 5, timeout=30, what="five deferrals")
     # Marked for the first retry wait (20 s), in Redis for every worker.
     assert 0 < client.pttl("smarthost:down:example.test") <= 20_000
+    assert len(first) == 5
 
-    second = put(redis_server.url, "alice@sender.test", ["carol@example.test"])
-    wait_until(lambda: client.zscore("smarthost:queue:deferred", second) is not None, timeout=30, what="deferral")
+    last = put(redis_server.url, "alice@sender.test", ["carol@example.test"])
+    wait_until(lambda: client.zscore("smarthost:queue:deferred", last) is not None, timeout=30, what="deferral")
     log = worker.process.log()
-    assert log.count("connect to mx.example.test") == 1, log
+    assert log.count("connect to mx.example.test") == 5, log
     assert "took a connection a moment ago" in log
 
     # The MX is back and the operator says so: every destination is tried again at once.
     sink = sinks("example.test")
     ctl(redis_server.url, "queue", "retry", "--all")
-    wait_until(lambda: len(sink.messages) == 2, timeout=30, what="both delivered")
+    wait_until(lambda: len(sink.messages) == 6, timeout=30, what="all six delivered")
     wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
+
+
+def test_a_connection_that_succeeds_wipes_the_failures_so_far(
+    relay: Relay, redis_server: RedisServer, sinks: Callable[..., SmtpSink]
+) -> None:
+    """A busy but healthy MX that refuses now and then is never marked dead."""
+    client = redis_server.client()
+    relay.start_delivery(**SETTINGS)
+    put(redis_server.url, "alice@sender.test", ["bob@example.test"])
+    wait_until(lambda: client.get("smarthost:failures:example.test") == b"1", timeout=30, what="one failure")
+    sink = sinks("example.test")
+    put(redis_server.url, "alice@sender.test", ["carol@example.test"])
+    wait_until(lambda: len(sink.messages) == 1, timeout=30, what="delivered")
+    wait_until(lambda: not client.exists("smarthost:failures:example.test"), timeout=10, what="the count wiped")
+    assert not client.exists("smarthost:down:example.test")

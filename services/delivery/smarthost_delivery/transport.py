@@ -56,8 +56,10 @@ class DomainTransport:
         except DestinationBusy:
             busy = Outcome(451, f"4.4.5 too many concurrent deliveries to {domain}; will retry")
             return dict.fromkeys(destination.recipients, busy)
-        if not reached:
-            await self._down.mark(domain)
+        if reached:
+            await self._down.reached(domain)
+        else:
+            await self._down.failed(domain)
         return outcomes
 
     async def _deliver(
