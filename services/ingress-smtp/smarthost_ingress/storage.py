@@ -76,19 +76,37 @@ class QueueStorage:
         return tier
 
     async def _confirm(self, queue_id: str, tier: str) -> None:
-        """WAIT for the replicas; with their word the message goes to delivery, without it it is taken back."""
-        confirmed = int(await self._redis.wait(self._min_replicas, self._replica_wait_ms))
+        """WAIT for the replicas; with their word the message goes to delivery, without it it is taken back.
+
+        The message is parked, never lost in between: once the replicas hold it, a failed announce
+        only delays it to the end of its park (still a 250); when the wait itself fails, it is taken
+        back if Redis lets us, so a 451 is not followed by a delivery.
+        """
+        try:
+            confirmed = int(await self._redis.wait(self._min_replicas, self._replica_wait_ms))
+        except (RedisError, OSError) as exc:
+            with suppress(RedisError, OSError):
+                await self._take_back(queue_id, tier)
+            raise NotReplicated(f"the replicas could not be asked: {exc}") from exc
         if confirmed >= self._min_replicas:
-            await announce(self._redis, queue_id)
+            try:
+                await announce(self._redis, queue_id)
+            except (RedisError, OSError) as exc:
+                log.warning("confirmed, announced when its park ends", extra={"queue_id": queue_id, "error": str(exc)})
             return
-        if not await withdraw(self._redis, queue_id):
+        if not await self._take_back(queue_id, tier):
             # The wait outlasted the park: the message is in delivery's hands, and stays.
             log.warning("not confirmed by replicas, but already queued for delivery", extra={"queue_id": queue_id})
             return
+        raise NotReplicated(f"{confirmed} of {self._min_replicas} replicas confirmed within the wait")
+
+    async def _take_back(self, queue_id: str, tier: str) -> bool:
+        if not await withdraw(self._redis, queue_id):
+            return False
         if tier == "disk" and self._spool:
             with suppress(SpoolError):
                 await self._spool.delete([queue_id])
-        raise NotReplicated(f"{confirmed} of {self._min_replicas} replicas confirmed within the wait")
+        return True
 
     async def _store(self, record: QueuedMessage, content: bytearray, size: int, park_ms: int) -> str:
         if self._room.tight:
