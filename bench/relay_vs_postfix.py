@@ -4,11 +4,12 @@ Everything runs in private network, mount and PID namespaces (`namespace`):
 dnsmasq answers the test zone on 127.0.0.1:53 for both relays, Postfix
 through glibc and the namespace's own resolv.conf, smarthost through
 SMARTHOST_DNS_SERVERS. The load is Postfix's `smtp-source` (SESSIONS
-sessions, one message per connection, numbered recipients at two
-destination domains); the destinations are `smtp-sink`s on the MX
-addresses. Each scenario runs Postfix, then smarthost (with each number of
-delivery workers), back to back, so both see the same machine: every figure
-is also given as smarthost / Postfix.
+sessions, one message per connection, numbered recipients at the
+scenario's destination domains); the destinations are `smtp-sink`s on the
+MX addresses. Each scenario runs Postfix, then smarthost in each of its
+variants (number of delivery workers, Redis's appendfsync), back to back,
+so both see the same machine: every figure is also given as smarthost /
+Postfix.
 
 Per phase: accepted msg/s (load start to smtp-source's exit), end-to-end
 msg/s (to the last arrival at a sink), CPU per message of every process of
@@ -19,6 +20,7 @@ unmeasured warm-up.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,8 +35,8 @@ from harness import ZONE_TTL, until
 from postfix_instance import PostfixInstance, postfix_version
 from postfix_tools import Sinks, check_exit, smtp_source
 from process_meter import ProcessMeter
-from results_table import Phase, Scenario, render
-from support.dns_server import DnsServer, a
+from results_table import Phase, Scenario, Variant, render
+from support.dns_server import DnsServer, a, mx
 from support.ports import free_port
 from support.processes import ProcessGroup
 from support.redis_server import RedisServer
@@ -43,23 +45,62 @@ from support.standard import MX_HOSTS, STANDARD_ZONE, UNLIMITED_POLICY
 
 from smarthost_common.queue import QUEUE_INDEX
 
+# Two destination domains as in the tests; ten more (MX hosts 127.0.0.21-30) for
+# slow destinations where a worker's own concurrency, not the per-destination
+# limit (20 for each relay), is the bound.
+TWO_DOMAINS = ("example.test", "other.test")
+TEN_DOMAINS = tuple(f"d{number:02}.test" for number in range(1, 11))
+MX_ADDRESSES = MX_HOSTS | {domain: f"127.0.0.{20 + number}" for number, domain in enumerate(TEN_DOMAINS, 1)}
+TEN_DOMAINS_ZONE = [
+    record for domain in TEN_DOMAINS for record in (mx(domain, f"mx.{domain}"), a(f"mx.{domain}", MX_ADDRESSES[domain]))
+]
+SLOW = "slow destinations: MX hosts wait 1 s before answering DATA, 2 KiB messages"
+
 # The fast scenarios run twice (other work on the machine comes and goes); the
-# slow one is bound by concurrency, not CPU, and takes most of the run's time.
+# slow ones are bound by concurrency, not CPU, and take most of the run's time.
 SCENARIOS = (
-    Scenario("2 KiB messages", "2 KiB", messages=2000, size=2 * 1024, sink_wait=0, workers=(1,), rounds=2),
-    Scenario("100 KiB messages", "100 KiB", messages=1000, size=100 * 1024, sink_wait=0, workers=(1,), rounds=2),
     Scenario(
-        "slow destinations: MX hosts wait 1 s before answering DATA, 2 KiB messages",
+        "2 KiB messages",
+        "2 KiB",
+        messages=2000,
+        size=2 * 1024,
+        sink_wait=0,
+        variants=(Variant(1), Variant(1, "always")),
+        rounds=2,
+        destinations=TWO_DOMAINS,
+    ),
+    Scenario(
+        "100 KiB messages",
+        "100 KiB",
+        messages=1000,
+        size=100 * 1024,
+        sink_wait=0,
+        variants=(Variant(1),),
+        rounds=2,
+        destinations=TWO_DOMAINS,
+    ),
+    Scenario(
+        SLOW,
         "slow MX",
         messages=800,
         size=2 * 1024,
         sink_wait=1,
-        workers=(1, 2),
+        variants=(Variant(1), Variant(2)),
         rounds=1,
+        destinations=TWO_DOMAINS,
+    ),
+    Scenario(
+        SLOW,
+        "slow MX (10 domains)",
+        messages=2000,
+        size=2 * 1024,
+        sink_wait=1,
+        variants=(Variant(1), Variant(2)),
+        rounds=1,
+        destinations=TEN_DOMAINS,
     ),
 )
 SESSIONS = 20
-DESTINATIONS = ("example.test", "other.test")
 WARM_UP = 40
 # Every wait of a phase ends within this, or the benchmark fails.
 PHASE_TIMEOUT = 240.0
@@ -86,11 +127,11 @@ class Contender:
 
 
 def run_phase(group: ProcessGroup, sinks: Sinks, relay: Contender, scenario: Scenario, tag: str) -> Phase:
-    load(group, sinks, relay, WARM_UP, scenario.size, f"{tag}-warm-up")
+    load(group, sinks, relay, scenario, WARM_UP, f"{tag}-warm-up")
     sinks.clear()
     with ProcessMeter(relay.roots()) as meter:
         started = time.time()
-        accepted_at, probes = load(group, sinks, relay, scenario.messages, scenario.size, tag)
+        accepted_at, probes = load(group, sinks, relay, scenario, scenario.messages, tag)
         usage = meter.usage()
     total = scenario.messages + len(probes)
     arrived = sinks.arrived()
@@ -108,7 +149,7 @@ def run_phase(group: ProcessGroup, sinks: Sinks, relay: Contender, scenario: Sce
 
 
 def load(
-    group: ProcessGroup, sinks: Sinks, relay: Contender, messages: int, size: int, tag: str
+    group: ProcessGroup, sinks: Sinks, relay: Contender, scenario: Scenario, messages: int, tag: str
 ) -> tuple[float, list[tuple[str, float]]]:
     """Send `messages` with smtp-source and probes beside them; returns once all arrived and the relay is idle.
 
@@ -120,14 +161,14 @@ def load(
             group,
             f"smtp-source-{tag}-{domain}",
             relay.address,
-            sessions=SESSIONS // len(DESTINATIONS),
-            messages=messages // len(DESTINATIONS),
-            size=size,
+            sessions=SESSIONS // len(scenario.destinations),
+            messages=messages // len(scenario.destinations),
+            size=scenario.size,
             recipient=f"bob@{domain}",
         )
-        for domain in DESTINATIONS
+        for domain in scenario.destinations
     ]
-    with probing(relay.address, size, tag) as probes:
+    with probing(relay.address, scenario, tag) as probes:
         for source in sources:
             check_exit(source, PHASE_TIMEOUT)
         accepted_at = time.time()
@@ -138,10 +179,10 @@ def load(
 
 
 @contextmanager
-def probing(address: str, size: int, tag: str) -> Iterator[list[tuple[str, float]]]:
+def probing(address: str, scenario: Scenario, tag: str) -> Iterator[list[tuple[str, float]]]:
     """Latency probes while the block runs; the list fills when it ends."""
     found: list[tuple[str, float]] = []
-    argv = [sys.executable, str(PROBE), address, str(size), tag, *DESTINATIONS]
+    argv = [sys.executable, str(PROBE), address, str(scenario.size), tag, *scenario.destinations]
     probe = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         yield found
@@ -171,13 +212,13 @@ class Smarthost:
         self.workers: list[Listener] = []
         self._client = self.redis.client()
 
-    def contender(self, workers: int) -> Contender:
-        while len(self.workers) > workers:
+    def contender(self, variant: Variant) -> Contender:
+        while len(self.workers) > variant.workers:
             self.workers.pop().process.stop()
-        while len(self.workers) < workers:
+        while len(self.workers) < variant.workers:
             self.workers.append(self.relay.start_delivery())
-        variant = f"{workers} worker" + ("s" if workers > 1 else "")
-        return Contender("smarthost", variant, self.ingress.address, self._roots, self._drained)
+        self._client.config_set("appendfsync", variant.appendfsync)
+        return Contender("smarthost", variant.name, self.ingress.address, self._roots, self._drained)
 
     def _roots(self) -> dict[int, str]:
         assert self.redis.process is not None
@@ -218,8 +259,10 @@ def main() -> None:
         group = ProcessGroup(workdir)
         postfix: PostfixInstance | None = None
         try:
-            DnsServer(group, workdir, [*STANDARD_ZONE, a("customer.test", "127.0.0.1"), ZONE_TTL], 53)
-            sink_port = free_port(*(MX_HOSTS[domain] for domain in DESTINATIONS))
+            DnsServer(
+                group, workdir, [*STANDARD_ZONE, *TEN_DOMAINS_ZONE, a("customer.test", "127.0.0.1"), ZONE_TTL], 53
+            )
+            sink_port = free_port(*MX_ADDRESSES.values())
             postfix = PostfixInstance(workdir / "postfix", free_port(), sink_port)
             postfix.start()
             smarthost = Smarthost(group, workdir, sink_port)
@@ -232,6 +275,11 @@ def main() -> None:
             print(group.logs()[-6000:], file=sys.stderr)
             if postfix:
                 print(postfix.log_tail(), file=sys.stderr)
+            # The temp folder goes with the run; every process's log outlives it.
+            kept = Path(tempfile.mkdtemp(prefix="smarthost-bench-logs-"))
+            for log in workdir.glob("*.log"):
+                shutil.copy(log, kept)
+            print(f"logs of every process kept in {kept}", file=sys.stderr)
             raise
         finally:
             group.stop_all()
@@ -250,15 +298,16 @@ def run_scenario(
     group: ProcessGroup, dumps: Path, postfix: PostfixInstance, smarthost: Smarthost, scenario: Scenario
 ) -> list[Phase]:
     """Postfix, then smarthost with each number of delivery workers, to the same sinks; each one's best round."""
-    hosts = [MX_HOSTS[domain] for domain in DESTINATIONS]
+    hosts = [MX_ADDRESSES[domain] for domain in scenario.destinations]
     sinks = Sinks(group, dumps, hosts, postfix.smtp_port, scenario.sink_wait)
     best: list[Phase] = []
     try:
         for round_ in range(scenario.rounds):
             phases = [run_phase(group, sinks, postfix_contender(postfix), scenario, _tag("postfix", scenario, round_))]
-            for workers in scenario.workers:
-                relay = smarthost.contender(workers)
-                phases.append(run_phase(group, sinks, relay, scenario, _tag(f"smarthost-{workers}", scenario, round_)))
+            for variant in scenario.variants:
+                relay = smarthost.contender(variant)
+                tag = _tag(f"smarthost-{variant.workers}-{variant.appendfsync}", scenario, round_)
+                phases.append(run_phase(group, sinks, relay, scenario, tag))
             best = (
                 [max(pair, key=lambda phase: phase.end_to_end_rate) for pair in zip(best, phases, strict=True)]
                 if best
