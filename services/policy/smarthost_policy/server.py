@@ -111,6 +111,7 @@ async def serve(settings: PolicySettings) -> None:
             RateLimiter(redis),
             usage,
             customer_label=settings.metrics_customer_label,
+            reuse_ms=round(settings.policy_reuse_time * 1000),
         ),
         server,
     )
