@@ -1,7 +1,8 @@
 """PolicyService: one RPC per SMTP stage, each answering with a Verdict.
 
-Every decision is logged once and counted; an unexpected error becomes a
-temporary failure, never an accept. A verdict that depends only on what its
+Every decision is counted and logged once: refusals and messages at INFO,
+the earlier stages' accepts at DEBUG (the ingress's `queued` line tells
+them). An unexpected error becomes a temporary failure, never an accept. A verdict that depends only on what its
 reuse scope holds (see policy.proto) is marked reusable for `reuse_ms`.
 """
 
@@ -127,7 +128,9 @@ class PolicyService(PolicyServiceServicer):
             # Last, so only a message about to get its 250 is counted.
             rate = match.limits.rate_limit
             try:
-                decision = await self._rate.count(rate_key(request.session), rate, request.session.queue_id)
+                decision = await self._rate.count(
+                    rate_key(request.session), rate, request.session.queue_id, match.customer
+                )
             except RedisError as exc:
                 log.error("rate counters unavailable", extra={"queue_id": request.session.queue_id, "error": str(exc)})
                 return "rate-store", verdicts.internal_error()
@@ -185,39 +188,44 @@ class PolicyService(PolicyServiceServicer):
             log.exception("policy check failed", extra={"queue_id": session.queue_id, "stage": stage})
             rule, verdict = "error", verdicts.internal_error()
         outcome = _outcome(verdict)
-        DECISIONS.labels(check=rule, verdict=outcome).inc()
-        DECISION_DURATION.labels(stage=stage).observe(time.perf_counter() - started)
+        DECISIONS.labels(rule, outcome).inc()
+        DECISION_DURATION.labels(stage).observe(time.perf_counter() - started)
         if match is not None:
-            self._count_customer(stage, rule, outcome, session, match)
-        log.info(
-            "decision",
-            extra={
-                "queue_id": session.queue_id,
-                "stage": stage,
-                "client_ip": session.client_ip,
-                "customer": match.customer if match else "",
-                "rule": rule,
-                "reply": f"{verdict.code} {verdict.enhanced_code} {verdict.text}",
-            },
-        )
+            self._count_customer(stage, rule, outcome, match)
+        level = logging.DEBUG if outcome == "accept" and stage != "message" else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "decision",
+                extra={
+                    "queue_id": session.queue_id,
+                    "stage": stage,
+                    "client_ip": session.client_ip,
+                    "customer": match.customer if match else "",
+                    "rule": rule,
+                    "reply": f"{verdict.code} {verdict.enhanced_code} {verdict.text}",
+                },
+            )
         return verdict, match, rule
 
     def _reusable(self, rule: str, verdict: pb.Verdict, rules: tuple[str, ...]) -> bool:
         """A domain's verdict, routable or not, is; a temporary failure, a syntax or count refusal is not."""
         return self._reuse_ms > 0 and rule in rules and verdict.action != pb.ACTION_TEMPFAIL
 
-    def _count_customer(self, stage: str, rule: str, outcome: str, session: pb.Session, match: Match) -> None:
+    def _count_customer(self, stage: str, rule: str, outcome: str, match: Match) -> None:
         customer = match.customer if self._customer_label else ""
         if rule == "rate":
             RATE_LIMITED.labels(customer=customer).inc()
         if stage == "message":
             MESSAGES.labels(customer=customer, verdict=outcome).inc()
-        if outcome != "accept":
-            self._usage.record(match.customer, {"refused": 1, "rate_limited": int(rule == "rate")})
-        elif stage == "message":
-            self._usage.record(match.customer, {"accepted": 1}, rate_key(session), match.limits.rate_limit)
+        # The rate limit's script counts the messages it accepts or refuses itself.
+        if outcome != "accept" and rule != "rate":
+            self._usage.record(match.customer, {"refused": 1})
+
+
+# Actions as metrics and logs name them: accept, tempfail, reject, disconnect.
+_OUTCOMES = {value: name.removeprefix("ACTION_").lower() for name, value in pb.Action.items()}
 
 
 def _outcome(verdict: pb.Verdict) -> str:
-    """The verdict's action as metrics and logs name it: accept, tempfail, reject, disconnect."""
-    return pb.Action.Name(verdict.action).removeprefix("ACTION_").lower()
+    return _OUTCOMES[verdict.action]
