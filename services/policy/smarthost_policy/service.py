@@ -2,8 +2,9 @@
 
 Every decision is counted and logged once: refusals and messages at INFO,
 the earlier stages' accepts at DEBUG (the ingress's `queued` line tells
-them). An unexpected error becomes a temporary failure, never an accept. A verdict that depends only on what its
-reuse scope holds (see policy.proto) is marked reusable for `reuse_ms`.
+them). An unexpected error becomes a temporary failure, never an accept. A
+verdict that depends only on what its reuse scope holds (see policy.proto)
+is marked reusable for `reuse_ms`.
 """
 
 import logging
