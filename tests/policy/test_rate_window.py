@@ -1,10 +1,13 @@
-"""The rate limit script against a real Redis: a sliding window, refusals not counted."""
+"""The rate limit script against a real Redis: a sliding window, refusals not counted, the customer's counters kept."""
 
 import asyncio
+from collections import Counter
+from typing import Any
 
 from redis.asyncio import Redis
 from support.redis_server import RedisServer
 
+from smarthost_common.customer_stats import current_hour, hour_key, senders_key
 from smarthost_policy.policy_file import RateLimit
 from smarthost_policy.rate_limit import RateLimiter
 
@@ -16,21 +19,30 @@ def test_window_slides_from_the_oldest_message(redis_server: RedisServer) -> Non
         redis = Redis.from_url(redis_server.url)
         limiter = RateLimiter(redis)
         limit = RateLimit(messages=2, per=6)
-        assert (await limiter.count(KEY, limit, "first")).accepted
+        assert (await limiter.count(KEY, limit, "first", "acme")).accepted
         await asyncio.sleep(3)
-        assert (await limiter.count(KEY, limit, "second")).count == 2
-        refused = await limiter.count(KEY, limit, "third")
+        assert (await limiter.count(KEY, limit, "second", "acme")).count == 2
+        refused = await limiter.count(KEY, limit, "third", "acme")
         assert not refused.accepted
         assert refused.count == 2
         # The first message leaves the window about 3 s from now: a fixed
         # window, or one counted from the refusal, would say otherwise.
         assert 1 <= refused.retry_after <= 3
         await asyncio.sleep(refused.retry_after)
-        assert (await limiter.count(KEY, limit, "fourth")).accepted
+        assert (await limiter.count(KEY, limit, "fourth", "acme")).accepted
         # "second" is still inside its window.
-        assert not (await limiter.count(KEY, limit, "fifth")).accepted
+        assert not (await limiter.count(KEY, limit, "fifth", "acme")).accepted
         assert await redis.zcard(KEY) == 2
         assert 0 < await redis.pttl(KEY) <= 6000
+        # The same script counted each message for its customer, and named the window theirs.
+        counts: Counter[str] = Counter()
+        # Summed over this hour and the last, in case the test ran across the hour.
+        for hour in (current_hour() - 1, current_hour()):
+            found: Any = await redis.hgetall(hour_key("acme", hour))
+            counts.update({field.decode(): int(value) for field, value in found.items()})
+        assert counts == {"accepted": 3, "refused": 2, "rate_limited": 2}
+        assert await redis.hgetall(senders_key("acme")) == {KEY.encode(): b"2/6000"}
+        assert 0 < await redis.pttl(senders_key("acme")) <= 6000
         await redis.aclose()
 
     asyncio.run(scenario())

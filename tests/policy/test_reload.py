@@ -74,6 +74,8 @@ def test_configmap_update_is_applied_and_broken_files_are_refused(
         ({"SMARTHOST_POLICY_SOURCE": "ldap"}, "SMARTHOST_POLICY_SOURCE"),
         ({"SMARTHOST_POLICY_RELOAD_INTERVAL": "often"}, "SMARTHOST_POLICY_RELOAD_INTERVAL"),
         ({"SMARTHOST_DNS_TIMEOUT": "0s"}, "SMARTHOST_DNS_TIMEOUT"),
+        ({"SMARTHOST_POLICY_REUSE_TIME": "often"}, "SMARTHOST_POLICY_REUSE_TIME"),
+        ({"SMARTHOST_POLICY_REUSE_TIME": "1h"}, "SMARTHOST_POLICY_REUSE_TIME"),
         ({"SMARTHOST_POLICY_SOURCE": "kubernetes"}, "SMARTHOST_POLICY_NAMESPACE"),
         ({"SMARTHOST_POLICY_FILE": "broken"}, "SMARTHOST_POLICY_FILE"),
     ],

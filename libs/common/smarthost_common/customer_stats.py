@@ -39,10 +39,3 @@ def add_counts(pipe: Pipeline, customer: str, counts: dict[str, int]) -> None:
         if amount:
             pipe.hincrby(key, field, amount)
     pipe.expire(key, STATS_TTL)
-
-
-def add_sender(pipe: Pipeline, customer: str, window_key: str, messages: int, window_ms: int) -> None:
-    """Remember that `window_key` counts messages of `customer`, for as long as its window lasts."""
-    key = senders_key(customer)
-    pipe.hset(key, window_key, f"{messages}/{window_ms}")
-    pipe.pexpire(key, window_ms)

@@ -12,7 +12,7 @@ MESSAGES = Counter("smarthost_ingress_messages_total", "Ends of DATA by outcome"
 REPLIES = Counter("smarthost_ingress_replies_total", "SMTP replies by command and reply class", ["stage", "class"])
 POLICY_CALLS = Counter(
     "smarthost_ingress_policy_calls_total",
-    "Policy service calls by RPC and result (ok, or the gRPC status that failed it closed)",
+    "Policy service calls by RPC and result (ok; reused: a kept verdict; or the gRPC status that failed it closed)",
     ["rpc", "result"],
 )
 NORMALIZED_LINES = Counter(

@@ -24,5 +24,9 @@ class PolicySettings(ServiceSettings):
     dns_timeout: Duration = Field(default=3.0, gt=0, le=30)
     # DNS answers kept in the cache at most.
     dns_cache_size: int = Field(default=10000, gt=0)
+    # How long the ingress may reuse a verdict the policy marks reusable
+    # (a customer's network, a domain's routability); 0 turns reuse off. A
+    # policy change reaches every ingress within this (after it is loaded).
+    policy_reuse_time: Duration = Field(default=5.0, ge=0, le=300)
     # Name the customer on the per-customer counters (one series per customer: see docs/operations.md).
     metrics_customer_label: bool = False

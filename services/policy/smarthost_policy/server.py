@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -111,6 +112,7 @@ async def serve(settings: PolicySettings) -> None:
             RateLimiter(redis),
             usage,
             customer_label=settings.metrics_customer_label,
+            reuse_ms=round(settings.policy_reuse_time * 1000),
         ),
         server,
     )
@@ -149,4 +151,5 @@ async def serve(settings: PolicySettings) -> None:
 def main() -> None:
     settings = load_settings(PolicySettings)
     setup_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # grpc.aio runs on uvloop, and each call costs less CPU than on asyncio's own loop.
+    uvloop.run(serve(settings))

@@ -1,7 +1,10 @@
 """PolicyService: one RPC per SMTP stage, each answering with a Verdict.
 
-Every decision is logged once and counted; an unexpected error becomes a
-temporary failure, never an accept.
+Every decision is counted and logged once: refusals and messages at INFO,
+the earlier stages' accepts at DEBUG (the ingress's `queued` line tells
+them). An unexpected error becomes a temporary failure, never an accept. A
+verdict that depends only on what its reuse scope holds (see policy.proto)
+is marked reusable for `reuse_ms`.
 """
 
 import logging
@@ -35,6 +38,7 @@ class PolicyService(PolicyServiceServicer):
         rate: RateLimiter,
         usage: CustomerUsage,
         customer_label: bool = False,
+        reuse_ms: int = 0,
     ) -> None:
         # Callables, so a reloaded policy is seen by the next request.
         self._index = index
@@ -43,6 +47,8 @@ class PolicyService(PolicyServiceServicer):
         self._rate = rate
         self._usage = usage
         self._customer_label = customer_label
+        # How long the ingress may reuse a verdict: a policy change reaches it within this.
+        self._reuse_ms = reuse_ms
 
     async def CheckConnection(
         self, request: pb.CheckConnectionRequest, context: grpc.aio.ServicerContext
@@ -50,11 +56,16 @@ class PolicyService(PolicyServiceServicer):
         async def check(match: Match) -> tuple[str, pb.Verdict]:
             return "network", verdicts.accept()
 
-        verdict, match = await self._decide("connection", request.session, check)
+        verdict, match, rule = await self._decide("connection", request.session, check)
+        # Depends on the client IP alone; an AUTH user's verdict is not reused.
+        reuse_ms = self._reuse_ms if rule == "network" and not request.session.auth_user else 0
         if match is None or verdict.action != pb.ACTION_ACCEPT:
-            return pb.CheckConnectionResponse(verdict=verdict)
+            return pb.CheckConnectionResponse(verdict=verdict, reuse_ms=reuse_ms)
         return pb.CheckConnectionResponse(
-            verdict=verdict, customer=match.customer, max_message_size=match.limits.max_message_size
+            verdict=verdict,
+            customer=match.customer,
+            max_message_size=match.limits.max_message_size,
+            reuse_ms=reuse_ms,
         )
 
     async def CheckSender(
@@ -76,8 +87,13 @@ class PolicyService(PolicyServiceServicer):
                 return "sender-domain", verdicts.sender_route(route, domain)
             return "sender", verdicts.accept()
 
-        verdict, _ = await self._decide("sender", request.session, check)
-        return pb.CheckSenderResponse(verdict=verdict)
+        verdict, match, rule = await self._decide("sender", request.session, check)
+        if match is None or not self._reusable(rule, verdict, ("sender", "sender-domain")):
+            return pb.CheckSenderResponse(verdict=verdict)
+        # The size was checked first: the verdict holds for any SIZE within the limit.
+        return pb.CheckSenderResponse(
+            verdict=verdict, reuse_ms=self._reuse_ms, reuse_max_size=match.limits.max_message_size
+        )
 
     async def CheckRecipient(
         self, request: pb.CheckRecipientRequest, context: grpc.aio.ServicerContext
@@ -95,8 +111,13 @@ class PolicyService(PolicyServiceServicer):
                 return "recipient-domain", verdicts.recipient_route(route, domain)
             return "recipient", verdicts.accept()
 
-        verdict, _ = await self._decide("recipient", request.session, check)
-        return pb.CheckRecipientResponse(verdict=verdict)
+        verdict, match, rule = await self._decide("recipient", request.session, check)
+        if match is None or not self._reusable(rule, verdict, ("recipient", "recipient-domain")):
+            return pb.CheckRecipientResponse(verdict=verdict)
+        # The count was checked first: the verdict holds while the count is under the limit.
+        return pb.CheckRecipientResponse(
+            verdict=verdict, reuse_ms=self._reuse_ms, reuse_max_recipients=match.limits.max_recipients
+        )
 
     async def CheckMessage(
         self, request: pb.CheckMessageRequest, context: grpc.aio.ServicerContext
@@ -108,7 +129,9 @@ class PolicyService(PolicyServiceServicer):
             # Last, so only a message about to get its 250 is counted.
             rate = match.limits.rate_limit
             try:
-                decision = await self._rate.count(rate_key(request.session), rate, request.session.queue_id)
+                decision = await self._rate.count(
+                    rate_key(request.session), rate, request.session.queue_id, match.customer
+                )
             except RedisError as exc:
                 log.error("rate counters unavailable", extra={"queue_id": request.session.queue_id, "error": str(exc)})
                 return "rate-store", verdicts.internal_error()
@@ -116,7 +139,7 @@ class PolicyService(PolicyServiceServicer):
                 return "rate", verdicts.rate_limited(decision.count, format_duration(rate.per), decision.retry_after)
             return "message", verdicts.accept()
 
-        verdict, _ = await self._decide("message", request.session, check)
+        verdict, _, _ = await self._decide("message", request.session, check)
         return pb.CheckMessageResponse(verdict=verdict)
 
     async def ReleaseMessage(
@@ -146,8 +169,11 @@ class PolicyService(PolicyServiceServicer):
         stage: str,
         session: pb.Session,
         check: Callable[[Match], Awaitable[tuple[str, pb.Verdict]]],
-    ) -> tuple[pb.Verdict, Match | None]:
-        """Every stage first checks the client network (or its SMTP AUTH user), then its own rule."""
+    ) -> tuple[pb.Verdict, Match | None, str]:
+        """Every stage first checks the client network (or its SMTP AUTH user), then its own rule.
+
+        Returns the verdict, the customer matched and the rule that decided.
+        """
         started = time.perf_counter()
         match = None
         try:
@@ -163,35 +189,44 @@ class PolicyService(PolicyServiceServicer):
             log.exception("policy check failed", extra={"queue_id": session.queue_id, "stage": stage})
             rule, verdict = "error", verdicts.internal_error()
         outcome = _outcome(verdict)
-        DECISIONS.labels(check=rule, verdict=outcome).inc()
-        DECISION_DURATION.labels(stage=stage).observe(time.perf_counter() - started)
+        DECISIONS.labels(rule, outcome).inc()
+        DECISION_DURATION.labels(stage).observe(time.perf_counter() - started)
         if match is not None:
-            self._count_customer(stage, rule, outcome, session, match)
-        log.info(
-            "decision",
-            extra={
-                "queue_id": session.queue_id,
-                "stage": stage,
-                "client_ip": session.client_ip,
-                "customer": match.customer if match else "",
-                "rule": rule,
-                "reply": f"{verdict.code} {verdict.enhanced_code} {verdict.text}",
-            },
-        )
-        return verdict, match
+            self._count_customer(stage, rule, outcome, match)
+        level = logging.DEBUG if outcome == "accept" and stage != "message" else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "decision",
+                extra={
+                    "queue_id": session.queue_id,
+                    "stage": stage,
+                    "client_ip": session.client_ip,
+                    "customer": match.customer if match else "",
+                    "rule": rule,
+                    "reply": f"{verdict.code} {verdict.enhanced_code} {verdict.text}",
+                },
+            )
+        return verdict, match, rule
 
-    def _count_customer(self, stage: str, rule: str, outcome: str, session: pb.Session, match: Match) -> None:
+    def _reusable(self, rule: str, verdict: pb.Verdict, rules: tuple[str, ...]) -> bool:
+        """A domain's verdict, routable or not, is; a temporary failure, a syntax or count refusal is not."""
+        return self._reuse_ms > 0 and rule in rules and verdict.action != pb.ACTION_TEMPFAIL
+
+    def _count_customer(self, stage: str, rule: str, outcome: str, match: Match) -> None:
         customer = match.customer if self._customer_label else ""
         if rule == "rate":
             RATE_LIMITED.labels(customer=customer).inc()
         if stage == "message":
             MESSAGES.labels(customer=customer, verdict=outcome).inc()
-        if outcome != "accept":
-            self._usage.record(match.customer, {"refused": 1, "rate_limited": int(rule == "rate")})
-        elif stage == "message":
-            self._usage.record(match.customer, {"accepted": 1}, rate_key(session), match.limits.rate_limit)
+        # The rate limit's script counts the messages it accepts or refuses itself.
+        if outcome != "accept" and rule != "rate":
+            self._usage.record(match.customer, {"refused": 1})
+
+
+# Actions as metrics and logs name them: accept, tempfail, reject, disconnect.
+_OUTCOMES = {value: name.removeprefix("ACTION_").lower() for name, value in pb.Action.items()}
 
 
 def _outcome(verdict: pb.Verdict) -> str:
-    """The verdict's action as metrics and logs name it: accept, tempfail, reject, disconnect."""
-    return pb.Action.Name(verdict.action).removeprefix("ACTION_").lower()
+    return _OUTCOMES[verdict.action]
