@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from typing import Any, AnyStr
 
 from aiosmtpd.proxy_protocol import get_proxy
-from aiosmtpd.smtp import ALLOWED_BEFORE_STARTTLS, MISSING, SMTP, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import (
+    ALLOWED_BEFORE_STARTTLS,
+    MISSING,
+    SMTP,
+    Envelope,
+    Session,
+    TLSSetupException,
+    login_always_fail,
+)
 from smarthost.policy.v1 import policy_pb2 as pb
 
 from smarthost_common.memory_budget import MemoryBudget, Reservation
@@ -98,22 +106,45 @@ class Shared:
 
 class RelaySMTP(SMTP):
     def __init__(self, shared: Shared, handler: Any, *, submission: bool) -> None:
+        # Not aiosmtpd's __init__: it inspects this class and the handler
+        # (inspect.getmembers, signatures) on every connection, a tenth of the
+        # ingress's CPU at one message per connection. The same state, from
+        # names looked up once per class.
         settings = shared.settings
+        loop = asyncio.get_running_loop()
         # The reader's limit is the most one line can hold in memory.
         self.line_length_limit = max(settings.max_command_length, settings.max_line_length + 1) + 2
-        super().__init__(
-            handler,
-            data_size_limit=settings.max_message_size,
-            enable_SMTPUTF8=True,
-            hostname=settings.hostname,
-            ident="ESMTP smarthost",
-            tls_context=shared.tls.context() if shared.tls else None,
-            require_starttls=submission,
-            timeout=settings.command_timeout,
-            auth_required=submission,
-            # aiosmtpd's mechanisms check credentials synchronously; smtp_AUTH below asks the policy.
-            auth_exclude_mechanism=MECHANISMS,
-        )
+        reader = asyncio.StreamReader(loop=loop, limit=self.line_length_limit)
+        asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb=self._cb_client_connected, loop=loop)
+        self.loop = loop
+        self.__ident__ = "ESMTP smarthost"
+        self.event_handler = handler
+        self.data_size_limit = settings.max_message_size
+        self.enable_SMTPUTF8 = True
+        self._decode_data = False
+        self.hostname = settings.hostname
+        self.tls_context = shared.tls.context() if shared.tls else None
+        self.require_starttls = submission and self.tls_context is not None
+        self._timeout_duration = settings.command_timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._proxy_timeout = None
+        self._auth_required = submission
+        self._auth_require_tls = True
+        # aiosmtpd's AUTH mechanisms check credentials synchronously; smtp_AUTH below asks the policy.
+        self._auth_methods = {}
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._handle_hooks = {name: getattr(handler, f"handle_{name}") for name in _prefixed(type(handler), "handle_")}
+        self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
+        self._smtp_methods = {name: getattr(self, f"smtp_{name}") for name in _prefixed(type(self), "smtp_")}
+        self._enforce_call_limit = False
         self._shared = shared
         self._settings = settings
         self._submission = submission
@@ -676,6 +707,17 @@ class RelaySMTP(SMTP):
         except binascii.Error:
             await self.push("501 5.5.2 Cannot decode base64")
             return None
+
+
+_PREFIXED: dict[tuple[type, str], tuple[str, ...]] = {}
+
+
+def _prefixed(cls: type, prefix: str) -> tuple[str, ...]:
+    """The names after `prefix` of a class's methods (the SMTP commands, or the handler's hooks), found once."""
+    names = _PREFIXED.get((cls, prefix))
+    if names is None:
+        names = _PREFIXED[(cls, prefix)] = tuple(n.removeprefix(prefix) for n in dir(cls) if n.startswith(prefix))
+    return names
 
 
 def _declared_size(options: list[str]) -> int:
