@@ -586,8 +586,16 @@ class RelaySMTP(SMTP):
             max_header=self._settings.max_header_size,
             reservation=reservation,
         )
-        while not assembler.feed(await self._read_data_line()):
-            pass
+        while True:
+            size = assembler.take(buffered(self._reader))
+            if size:
+                # Already buffered: read() returns it without waiting.
+                ended = assembler.feed_block(await self._reader.read(size))
+                self._data_arrived()
+            else:
+                ended = assembler.feed(await self._read_data_line())
+            if ended:
+                break
         self._reset_timeout()
         client_ip = self._relay_session().client_ip
         if assembler.outcome is not Outcome.OK:
@@ -610,12 +618,15 @@ class RelaySMTP(SMTP):
             chunk = await self._reader.readuntil(b"\r\n")
         except asyncio.LimitOverrunError as error:
             chunk = await self._reader.read(error.consumed)
+        self._data_arrived()
+        return chunk
+
+    def _data_arrived(self) -> None:
         # The DATA timeout is between data, not for the whole transfer.
         now = self.loop.time()
         if now - self._data_timer_reset >= 1.0:
             self._data_timer_reset = now
             self._reset_timeout(self._settings.data_timeout)
-        return chunk
 
     async def smtp_AUTH(self, arg: str | None) -> None:
         session = self._relay_session()
