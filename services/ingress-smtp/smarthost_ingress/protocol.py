@@ -152,6 +152,8 @@ class RelaySMTP(SMTP):
         self._errors = 0
         self._awaiting_command = True
         self._counted = False
+        # Whether the session's task has taken its first step.
+        self._started = False
         self._admitted_ip: str | None = None
         self._data_timer_reset = 0.0
         # The command being answered, for the reply counter.
@@ -171,6 +173,15 @@ class RelaySMTP(SMTP):
             self._counted = self._shared.connections.open()
             sock = transport.get_extra_info("socket")
             self._fd = sock.fileno() if sock is not None else -1
+
+    def eof_received(self) -> bool | None:
+        if not self._started:
+            # uvloop can report a client's EOF before the session's first step, and
+            # aiosmtpd's EOF cancels the session: one that never ran would never close
+            # its connection. Taken after that step, as asyncio's loop orders them.
+            self.loop.call_soon(self.eof_received)
+            return True
+        return super().eof_received()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._shared.sessions.discard(self)
@@ -286,6 +297,7 @@ class RelaySMTP(SMTP):
     # --- the command loop -----------------------------------------------
 
     async def _handle_client(self) -> None:
+        self._started = True
         try:
             await self._serve()
         except asyncio.CancelledError:
