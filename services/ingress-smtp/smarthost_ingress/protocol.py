@@ -319,7 +319,8 @@ class RelaySMTP(SMTP):
             metrics.CONNECTIONS.labels(listener=self._listener, outcome="too_many").inc()
             self._say_and_close(TOO_MANY_CONNECTIONS)
             return
-        client_ip = await self._client_ip(peer_ip)
+        proxied = self._shared.proxy.trusted(peer_ip)
+        client_ip = await self._client_ip(peer_ip) if proxied else peer_ip
         if client_ip is None:
             metrics.CONNECTIONS.labels(listener=self._listener, outcome="proxy_refused").inc()
             self._close()
@@ -334,12 +335,12 @@ class RelaySMTP(SMTP):
         if self._shared.sessions.draining:
             self._say_and_close(SHUTTING_DOWN)
             return
-        metrics.CONNECTIONS.labels(listener=self._listener, outcome="accepted").inc()
+        metrics.labelled(metrics.CONNECTIONS, self._listener, "accepted").inc()
         if not self._synchronized("connect"):
             return
         await self._push_lines([f"220 {self.hostname} {self.__ident__}"])
         # A client that is not a trusted load balancer must not send a PROXY header.
-        sniffer = None if self._shared.proxy.trusted(peer_ip) else HeaderSniffer()
+        sniffer = None if proxied else HeaderSniffer()
         while self.transport is not None and not self.transport.is_closing():
             if self._shared.sessions.draining and not self._in_transaction():
                 self._say_and_close(SHUTTING_DOWN)
@@ -379,9 +380,7 @@ class RelaySMTP(SMTP):
             self.transport.close()
 
     async def _client_ip(self, peer_ip: str) -> str | None:
-        """The peer, or the client a trusted load balancer's PROXY header names."""
-        if not self._shared.proxy.trusted(peer_ip):
-            return peer_ip
+        """The client a trusted load balancer's PROXY header names; None without a valid one."""
         try:
             async with asyncio.timeout(self._settings.proxy_timeout):
                 data = await get_proxy(self._reader)
@@ -622,7 +621,7 @@ class RelaySMTP(SMTP):
         envelope.message = assembler.content
         status = await self._call_handler_hook("DATA")
         status = "250 2.0.0 Ok" if status is MISSING else str(status)
-        metrics.MESSAGES.labels(outcome="queued" if status.startswith("250") else "refused").inc()
+        metrics.labelled(metrics.MESSAGES, "queued" if status.startswith("250") else "refused").inc()
         return status
 
     async def _read_data_line(self) -> bytes:
