@@ -4,6 +4,8 @@ Kept from aiosmtpd: the transport handling, STARTTLS (which discards commands
 pipelined before the handshake, CVE-2024-34083), the PROXY header parser and
 the simple commands (NOOP, RSET, QUIT, HELP). Replaced, and why:
 
+- the per-connection setup: aiosmtpd's inspects the class and the
+  handler on every connection; the same state is set from names found once;
 - the command loop: a command ends only at CRLF (a bare CR or LF is refused),
   over-long lines, unknown commands and other errors are counted and end the
   session at `SMARTHOST_MAX_ERRORS`, connections are limited in total and per
