@@ -90,6 +90,7 @@ test-faults: install system-packages
 bench: install system-packages bench-packages
 	$(BIN)/python bench/customer_lookup.py
 	$(BIN)/python bench/ingress_throughput.py
+	$(BIN)/python bench/ingress_large_messages.py
 	$(BIN)/python bench/delivery_throughput.py
 	$(BIN)/python bench/queue_tiers.py
 	$(BIN)/python bench/relay_vs_postfix.py

@@ -126,6 +126,7 @@ def test_concurrent_large_transfers_stay_within_the_memory_budget(stack: Ingress
     # Some fit in the budget; the others were told to come back later, not lost.
     assert set(codes) <= {250, 452} and 250 in codes and 452 in codes, codes
     assert len(stack.queued()) == codes.count(250)
-    # Without the budget, six transfers would hold 72 MiB of content, and as
-    # much again while writing to Redis. Measured: about 1.1 x the budget.
-    assert growth < 1.5 * budget, f"peak RSS grew by {growth / MiB:.0f} MiB"
+    # Without the budget, six transfers would hold 72 MiB of content. Each
+    # reserves twice its size (room for the disk tier's copy); the write to
+    # Redis copies nothing. Measured: about 0.55 x the budget.
+    assert growth < budget, f"peak RSS grew by {growth / MiB:.0f} MiB"

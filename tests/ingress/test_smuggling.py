@@ -85,3 +85,28 @@ def test_end_of_data_is_only_crlf_dot_crlf_even_split_across_packets(stack: Ingr
         assert wire.reply().code == 250
     [(_, body)] = stack.queued()
     assert body.endswith(b"\r\n\r\nline\r\n")
+
+
+def test_large_message_is_unstuffed_and_normalized_wherever_its_lines_fall(
+    stack: IngressStack, ingress: Ingress
+) -> None:
+    """Lines are read in blocks of whatever arrived: stuffed dots, a bare LF and the end of DATA
+    land anywhere in them, and the next pipelined command is not taken for content."""
+    lines = [b"Subject: big", b""]
+    for number in range(20000):
+        lines.append(b"." * (number % 3) + b"line %d" % number)
+        if number == 15000:
+            lines.append(b"bare\nLF")
+    sent = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    with Wire("127.0.0.1", ingress.port) as wire:
+        wire.greeting()
+        for command in ("EHLO customer.test", "MAIL FROM:<alice@sender.test>", "RCPT TO:<bob@example.test>"):
+            assert wire.command(command).code == 250
+        assert wire.command("DATA").code == 354
+        wire.send(sent + b".\r\nMAIL FROM:<alice@sender.test>\r\n")
+        assert wire.reply().code == 250
+        assert wire.reply().code == 250
+    [(_, body)] = stack.queued()
+    expected = b"".join(line + b"\r\n" for line in lines).replace(b"bare\nLF", b"bare\r\nLF")
+    assert body.endswith(b"\r\n" + expected)
+    assert bare_cr_or_lf(body) == []

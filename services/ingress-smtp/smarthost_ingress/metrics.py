@@ -36,7 +36,19 @@ def reply_class(line: str) -> str:
     return f"{line[0]}xx" if line[:1] in ("2", "3", "4", "5") else "other"
 
 
+_CHILDREN: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
+
+
+def labelled(metric: Counter, *values: str) -> Counter:
+    """`metric.labels(*values)`, looked up once: labels() takes a lock and builds its key on each call."""
+    key = (metric, values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
+
+
 def count_reply(stage: str, line: str) -> None:
     """Count a reply once: the last line of a multi-line reply (`250-...` lines are not counted)."""
     if line[3:4] != "-":
-        REPLIES.labels(stage=stage, **{"class": reply_class(line)}).inc()
+        labelled(REPLIES, stage, reply_class(line)).inc()

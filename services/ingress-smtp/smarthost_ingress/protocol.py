@@ -4,6 +4,8 @@ Kept from aiosmtpd: the transport handling, STARTTLS (which discards commands
 pipelined before the handshake, CVE-2024-34083), the PROXY header parser and
 the simple commands (NOOP, RSET, QUIT, HELP). Replaced, and why:
 
+- the per-connection setup: aiosmtpd's inspects the class and the
+  handler on every connection; the same state is set from names found once;
 - the command loop: a command ends only at CRLF (a bare CR or LF is refused),
   over-long lines, unknown commands and other errors are counted and end the
   session at `SMARTHOST_MAX_ERRORS`, connections are limited in total and per
@@ -30,7 +32,15 @@ from dataclasses import dataclass
 from typing import Any, AnyStr
 
 from aiosmtpd.proxy_protocol import get_proxy
-from aiosmtpd.smtp import ALLOWED_BEFORE_STARTTLS, MISSING, SMTP, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import (
+    ALLOWED_BEFORE_STARTTLS,
+    MISSING,
+    SMTP,
+    Envelope,
+    Session,
+    TLSSetupException,
+    login_always_fail,
+)
 from smarthost.policy.v1 import policy_pb2 as pb
 
 from smarthost_common.memory_budget import MemoryBudget, Reservation
@@ -98,22 +108,45 @@ class Shared:
 
 class RelaySMTP(SMTP):
     def __init__(self, shared: Shared, handler: Any, *, submission: bool) -> None:
+        # Not aiosmtpd's __init__: it inspects this class and the handler
+        # (inspect.getmembers, signatures) on every connection, a tenth of the
+        # ingress's CPU at one message per connection. The same state, from
+        # names looked up once per class.
         settings = shared.settings
+        loop = asyncio.get_running_loop()
         # The reader's limit is the most one line can hold in memory.
         self.line_length_limit = max(settings.max_command_length, settings.max_line_length + 1) + 2
-        super().__init__(
-            handler,
-            data_size_limit=settings.max_message_size,
-            enable_SMTPUTF8=True,
-            hostname=settings.hostname,
-            ident="ESMTP smarthost",
-            tls_context=shared.tls.context() if shared.tls else None,
-            require_starttls=submission,
-            timeout=settings.command_timeout,
-            auth_required=submission,
-            # aiosmtpd's mechanisms check credentials synchronously; smtp_AUTH below asks the policy.
-            auth_exclude_mechanism=MECHANISMS,
-        )
+        reader = asyncio.StreamReader(loop=loop, limit=self.line_length_limit)
+        asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb=self._cb_client_connected, loop=loop)
+        self.loop = loop
+        self.__ident__ = "ESMTP smarthost"
+        self.event_handler = handler
+        self.data_size_limit = settings.max_message_size
+        self.enable_SMTPUTF8 = True
+        self._decode_data = False
+        self.hostname = settings.hostname
+        self.tls_context = shared.tls.context() if shared.tls else None
+        self.require_starttls = submission and self.tls_context is not None
+        self._timeout_duration = settings.command_timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._proxy_timeout = None
+        self._auth_required = submission
+        self._auth_require_tls = True
+        # aiosmtpd's AUTH mechanisms check credentials synchronously; smtp_AUTH below asks the policy.
+        self._auth_methods = {}
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._handle_hooks = {name: getattr(handler, f"handle_{name}") for name in _prefixed(type(handler), "handle_")}
+        self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
+        self._smtp_methods = {name: getattr(self, f"smtp_{name}") for name in _prefixed(type(self), "smtp_")}
+        self._enforce_call_limit = False
         self._shared = shared
         self._settings = settings
         self._submission = submission
@@ -121,6 +154,8 @@ class RelaySMTP(SMTP):
         self._errors = 0
         self._awaiting_command = True
         self._counted = False
+        # Whether the session's task has taken its first step.
+        self._started = False
         self._admitted_ip: str | None = None
         self._data_timer_reset = 0.0
         # The command being answered, for the reply counter.
@@ -140,6 +175,15 @@ class RelaySMTP(SMTP):
             self._counted = self._shared.connections.open()
             sock = transport.get_extra_info("socket")
             self._fd = sock.fileno() if sock is not None else -1
+
+    def eof_received(self) -> bool | None:
+        if not self._started:
+            # uvloop can report a client's EOF before the session's first step, and
+            # aiosmtpd's EOF cancels the session: one that never ran would never close
+            # its connection. Taken after that step, as asyncio's loop orders them.
+            self.loop.call_soon(self.eof_received)
+            return True
+        return super().eof_received()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._shared.sessions.discard(self)
@@ -255,6 +299,7 @@ class RelaySMTP(SMTP):
     # --- the command loop -----------------------------------------------
 
     async def _handle_client(self) -> None:
+        self._started = True
         try:
             await self._serve()
         except asyncio.CancelledError:
@@ -276,7 +321,8 @@ class RelaySMTP(SMTP):
             metrics.CONNECTIONS.labels(listener=self._listener, outcome="too_many").inc()
             self._say_and_close(TOO_MANY_CONNECTIONS)
             return
-        client_ip = await self._client_ip(peer_ip)
+        proxied = self._shared.proxy.trusted(peer_ip)
+        client_ip = await self._client_ip(peer_ip) if proxied else peer_ip
         if client_ip is None:
             metrics.CONNECTIONS.labels(listener=self._listener, outcome="proxy_refused").inc()
             self._close()
@@ -291,12 +337,12 @@ class RelaySMTP(SMTP):
         if self._shared.sessions.draining:
             self._say_and_close(SHUTTING_DOWN)
             return
-        metrics.CONNECTIONS.labels(listener=self._listener, outcome="accepted").inc()
+        metrics.labelled(metrics.CONNECTIONS, self._listener, "accepted").inc()
         if not self._synchronized("connect"):
             return
         await self._push_lines([f"220 {self.hostname} {self.__ident__}"])
         # A client that is not a trusted load balancer must not send a PROXY header.
-        sniffer = None if self._shared.proxy.trusted(peer_ip) else HeaderSniffer()
+        sniffer = None if proxied else HeaderSniffer()
         while self.transport is not None and not self.transport.is_closing():
             if self._shared.sessions.draining and not self._in_transaction():
                 self._say_and_close(SHUTTING_DOWN)
@@ -336,9 +382,7 @@ class RelaySMTP(SMTP):
             self.transport.close()
 
     async def _client_ip(self, peer_ip: str) -> str | None:
-        """The peer, or the client a trusted load balancer's PROXY header names."""
-        if not self._shared.proxy.trusted(peer_ip):
-            return peer_ip
+        """The client a trusted load balancer's PROXY header names; None without a valid one."""
         try:
             async with asyncio.timeout(self._settings.proxy_timeout):
                 data = await get_proxy(self._reader)
@@ -555,8 +599,16 @@ class RelaySMTP(SMTP):
             max_header=self._settings.max_header_size,
             reservation=reservation,
         )
-        while not assembler.feed(await self._read_data_line()):
-            pass
+        while True:
+            size = assembler.take(buffered(self._reader))
+            if size:
+                # Already buffered: read() returns it without waiting.
+                ended = assembler.feed_block(await self._reader.read(size))
+                self._data_arrived()
+            else:
+                ended = assembler.feed(await self._read_data_line())
+            if ended:
+                break
         self._reset_timeout()
         client_ip = self._relay_session().client_ip
         if assembler.outcome is not Outcome.OK:
@@ -571,7 +623,7 @@ class RelaySMTP(SMTP):
         envelope.message = assembler.content
         status = await self._call_handler_hook("DATA")
         status = "250 2.0.0 Ok" if status is MISSING else str(status)
-        metrics.MESSAGES.labels(outcome="queued" if status.startswith("250") else "refused").inc()
+        metrics.labelled(metrics.MESSAGES, "queued" if status.startswith("250") else "refused").inc()
         return status
 
     async def _read_data_line(self) -> bytes:
@@ -579,12 +631,15 @@ class RelaySMTP(SMTP):
             chunk = await self._reader.readuntil(b"\r\n")
         except asyncio.LimitOverrunError as error:
             chunk = await self._reader.read(error.consumed)
+        self._data_arrived()
+        return chunk
+
+    def _data_arrived(self) -> None:
         # The DATA timeout is between data, not for the whole transfer.
         now = self.loop.time()
         if now - self._data_timer_reset >= 1.0:
             self._data_timer_reset = now
             self._reset_timeout(self._settings.data_timeout)
-        return chunk
 
     async def smtp_AUTH(self, arg: str | None) -> None:
         session = self._relay_session()
@@ -676,6 +731,17 @@ class RelaySMTP(SMTP):
         except binascii.Error:
             await self.push("501 5.5.2 Cannot decode base64")
             return None
+
+
+_PREFIXED: dict[tuple[type, str], tuple[str, ...]] = {}
+
+
+def _prefixed(cls: type, prefix: str) -> tuple[str, ...]:
+    """The names after `prefix` of a class's methods (the SMTP commands, or the handler's hooks), found once."""
+    names = _PREFIXED.get((cls, prefix))
+    if names is None:
+        names = _PREFIXED[(cls, prefix)] = tuple(n.removeprefix(prefix) for n in dir(cls) if n.startswith(prefix))
+    return names
 
 
 def _declared_size(options: list[str]) -> int:

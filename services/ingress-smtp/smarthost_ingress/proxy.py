@@ -27,6 +27,8 @@ class ProxyTrust:
         self._networks = tuple(networks)
 
     def trusted(self, peer_ip: str) -> bool:
+        if not self._networks:
+            return False
         address = _address(peer_ip)
         return address is not None and any(
             address.version == network.version and address in network for network in self._networks

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.memory_budget import MemoryBudget
@@ -120,4 +122,6 @@ async def serve(settings: IngressSettings) -> None:
 def main() -> None:
     settings = load_settings(IngressSettings)
     setup_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # uvloop: less CPU per SMTP session and policy call than asyncio's own loop,
+    # and it writes a queued message's bytes to Redis without copying them.
+    uvloop.run(serve(settings))

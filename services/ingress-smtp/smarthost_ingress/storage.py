@@ -18,7 +18,7 @@ from smarthost.queue.v1.queue_pb2 import QueuedMessage
 from smarthost_common.queue import announce, enqueue, enqueue_spooled, withdraw
 from smarthost_common.room import RedisRoom
 from smarthost_common.spool import Spool, SpoolError
-from smarthost_ingress.metrics import STORED
+from smarthost_ingress.metrics import STORED, labelled
 
 log = logging.getLogger("smarthost.ingress")
 
@@ -115,7 +115,7 @@ class QueueStorage:
         if self._spool is None or memory_fits:
             try:
                 if await enqueue(self._redis, record, content, self._memory_max, park_ms, size=size):
-                    STORED.labels(tier="memory").inc()
+                    labelled(STORED, "memory").inc()
                     return "memory"
             except ResponseError as exc:
                 if str(exc).startswith("OOM"):
