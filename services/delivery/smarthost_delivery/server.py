@@ -5,6 +5,7 @@ import logging
 import signal
 
 import dns.resolver
+import uvloop
 
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
@@ -94,4 +95,5 @@ async def serve(settings: DeliverySettings) -> None:
 def main() -> None:
     settings = load_settings(DeliverySettings)
     setup_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # uvloop: the worker's time goes to socket round trips (Redis, SMTP), which it runs with far less overhead.
+    uvloop.run(serve(settings))
