@@ -66,7 +66,7 @@ async def serve(settings: DeliverySettings) -> None:
     watching = asyncio.create_task(room.run())
     queue = DeliveryQueue(redis, settings.consumer_name)
     budget = MemoryBudget(settings.delivery_memory_limit)
-    processor = MessageProcessor(queue, transport, settings, redis, spool, room, budget)
+    processor = MessageProcessor(queue, transport, settings, spool, room, budget)
     worker = Worker(redis, queue, processor, pool, settings, spool)
     probes = HealthServer(settings.metrics_listen)
     probes.start()
@@ -83,7 +83,6 @@ async def serve(settings: DeliverySettings) -> None:
         loop.add_signal_handler(sig, drain)
     log.info("delivery started", extra={"consumer": settings.consumer_name, "spool": spool is not None})
     await worker.run(stop)
-    await processor.drain()
     watching.cancel()
     if spool:
         await spool.close()
