@@ -1,8 +1,9 @@
 """Open transactions per destination domain, counted in Redis so the limit holds across all pods.
 
 Each holder has a lease in a sorted set scored by its expiry (Redis clock),
-renewed while it works; a worker killed mid-transaction frees its slot when
-its lease runs out instead of holding it forever.
+renewed while it works (all of a worker's leases in one step); a worker
+killed mid-transaction frees its slot when its lease runs out instead of
+holding it forever.
 """
 
 import asyncio
@@ -30,12 +31,15 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
+# KEYS: the leases of each held slot; ARGV: lease ms, then the token of each.
 RENEW = """#!lua flags=allow-oom
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'XX', now_ms + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now_ms + tonumber(ARGV[1]), ARGV[i + 1])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]))
+end
+return #KEYS
 """
 
 LEASE_MS = 30_000
@@ -56,21 +60,24 @@ class DestinationLimiter:
         self._wait = wait
         self._acquire = redis.register_script(ACQUIRE)
         self._renew = redis.register_script(RENEW)
+        # Leases this worker holds, token -> key: one task renews them all, none is started per transaction.
+        self._held: dict[str, str] = {}
+        self._keeper: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def slot(self, domain: str) -> AsyncIterator[None]:
         key = limit_key(domain)
         token = secrets.token_hex(8)
         await self._take(key, token)
-        renewer = asyncio.create_task(self._keep(key, token))
+        self._held[token] = key
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep())
         try:
             yield
         finally:
-            renewer.cancel()
+            del self._held[token]
             # The transaction's outcome matters more than the slot: a lease
             # that cannot be released here runs out by itself.
-            with suppress(asyncio.CancelledError, RedisError, OSError):
-                await renewer
             with suppress(RedisError, OSError):
                 await self._redis.zrem(key, token)
 
@@ -88,7 +95,13 @@ class DestinationLimiter:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    async def _keep(self, key: str, token: str) -> None:
+    async def _keep(self) -> None:
+        """Every lease held is renewed at least every third of a lease, whenever it was taken."""
         while True:
             await asyncio.sleep(LEASE_MS / 3000)
-            await self._renew(keys=[key], args=[token, LEASE_MS])
+            if not self._held:
+                continue
+            held = list(self._held.items())
+            # A renewal that fails is tried again next round, still well within the lease.
+            with suppress(RedisError, OSError):
+                await self._renew(keys=[key for _, key in held], args=[LEASE_MS, *(token for token, _ in held)])
