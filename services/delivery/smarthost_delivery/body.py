@@ -52,6 +52,11 @@ class MessageBody:
     def eight_bit(self) -> bool:
         return self._stored.eight_bit
 
+    @property
+    def held(self) -> bytes | None:
+        """The bytes, when they are in memory already."""
+        return self._data
+
     async def keep(self, data: bytes) -> None:
         """Bytes read with the record: held if the budget has room for them now, else read again when needed."""
         reservation = await self._budget.reserve(len(data), 0)
