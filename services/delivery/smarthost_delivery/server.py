@@ -43,12 +43,13 @@ def resolver(settings: DeliverySettings) -> MxResolver:
 async def serve(settings: DeliverySettings) -> None:
     redis = connect(settings, socket_timeout=10, socket_connect_timeout=3)
     pool = ConnectionPool(settings.delivery_connection_idle)
+    # Waiting for a busy destination's slot is bounded like any SMTP stage.
+    limiter = DestinationLimiter(redis, settings.destination_concurrency, wait=settings.delivery_timeout)
     transport = DomainTransport(
         resolver(settings),
         AddressPolicy(settings.delivery_allow_networks),
         pool,
-        # Waiting for a busy destination's slot is bounded like any SMTP stage.
-        DestinationLimiter(redis, settings.destination_concurrency, wait=settings.delivery_timeout),
+        limiter,
         ConnectSettings(
             port=settings.delivery_port,
             hostname=settings.hostname,
@@ -83,6 +84,7 @@ async def serve(settings: DeliverySettings) -> None:
         loop.add_signal_handler(sig, drain)
     log.info("delivery started", extra={"consumer": settings.consumer_name, "spool": spool is not None})
     await worker.run(stop)
+    await limiter.close()
     watching.cancel()
     if spool:
         await spool.close()
