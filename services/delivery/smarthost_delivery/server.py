@@ -31,6 +31,9 @@ log = logging.getLogger("smarthost.delivery")
 DNS_TIMEOUT = 10.0
 # MX and address answers kept (for their TTL) across messages to the same domains.
 DNS_CACHE_SIZE = 10_000
+# Redis connections the worker may open: opened only when needed, bounded so a fault cannot open thousands.
+REDIS_CONNECTIONS_PER_MESSAGE = 4
+REDIS_CONNECTIONS_SPARE = 20
 
 
 def resolver(settings: DeliverySettings) -> MxResolver:
@@ -41,7 +44,10 @@ def resolver(settings: DeliverySettings) -> MxResolver:
 
 
 async def serve(settings: DeliverySettings) -> None:
-    redis = connect(settings, socket_timeout=10, socket_connect_timeout=3)
+    # redis-py's pool refuses a command past 100 connections, and each message in flight may hold one per
+    # destination while leases are given back beside them: a refused settle would deliver the message again.
+    pool_size = REDIS_CONNECTIONS_PER_MESSAGE * settings.delivery_concurrency + REDIS_CONNECTIONS_SPARE
+    redis = connect(settings, socket_timeout=10, socket_connect_timeout=3, max_connections=pool_size)
     pool = ConnectionPool(settings.delivery_connection_idle)
     # Waiting for a busy destination's slot is bounded like any SMTP stage.
     limiter = DestinationLimiter(redis, settings.destination_concurrency, wait=settings.delivery_timeout)
