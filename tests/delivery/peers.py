@@ -125,3 +125,75 @@ class WireRecorder:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class PipeliningRecorder:
+    """An SMTP server that offers PIPELINING and answers nothing of an envelope until its DATA has arrived.
+
+    A client that waits for each reply before its next command never gets
+    one: only a pipelining client delivers here. Each envelope's command
+    lines are kept (`batches`), with the message bytes (`data`).
+    `drop_reused`: the first connection is closed, unanswered, when its
+    second envelope arrives (a peer that let a warm connection go).
+    Recipients `nobody@...` are refused with 550.
+    """
+
+    def __init__(self, host: str, port: int, drop_reused: bool = False) -> None:
+        self.connections = 0
+        self.batches: list[list[bytes]] = []
+        self.data: list[bytes] = []
+        recorder = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                recorder.connections += 1
+                number = recorder.connections
+                envelopes = 0
+                self.request.settimeout(30)
+                self.wfile.write(b"220 pipe ESMTP\r\n")
+                batch: list[bytes] = []
+                refused = False
+                while line := self.rfile.readline(1000):
+                    verb = line[:4].upper()
+                    if verb == b"RSET" and refused and not batch:
+                        # The client ends the refused envelope before anything else.
+                        refused = False
+                        self.wfile.write(b"250 ok\r\n")
+                    elif verb == b"EHLO":
+                        self.wfile.write(b"250-pipe\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    elif verb != b"DATA":
+                        batch.append(line.rstrip(b"\r\n"))
+                    else:
+                        batch.append(b"DATA")
+                        envelopes += 1
+                        if drop_reused and number == 1 and envelopes == 2:
+                            return
+                        recorder.batches.append(batch)
+                        replies = [b"550 5.1.1 no such user" if b"<nobody@" in cmd else b"250 ok" for cmd in batch[:-1]]
+                        accepted = any(cmd.startswith(b"RCPT") and b"<nobody@" not in cmd for cmd in batch)
+                        replies.append(b"354 go ahead" if accepted else b"554 5.5.1 no valid recipients")
+                        self.wfile.write(b"".join(reply + b"\r\n" for reply in replies))
+                        batch = []
+                        if not accepted:
+                            refused = True
+                            continue
+                        raw = b""
+                        while not raw.endswith(b"\r\n.\r\n"):
+                            chunk = self.rfile.readline(100000)
+                            if not chunk:
+                                return
+                            raw += chunk
+                        recorder.data.append(raw)
+                        self.wfile.write(b"250 2.0.0 recorded\r\n")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self._server = socketserver.ThreadingTCPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,9 +1,11 @@
 """A queued message's bytes during one attempt, read only when needed and held within a memory budget.
 
-The size and 8-bit flag come with the record; the bytes themselves are read
-(from Redis or from the spool) only when a transaction reaches DATA, a DSN
-needs the headers, or the body moves to the spool, and once per attempt.
-Retrying a destination that refuses connections reads no body at all. What
+The size and 8-bit flag come with the record. A first attempt gets a small
+memory-tier body with the record too (one round trip: it is almost always
+sent); otherwise the bytes are read (from Redis or from the spool) only when
+a transaction reaches DATA, a DSN needs the headers, or the body moves to
+the spool, and once per attempt. A retry of a destination that refuses
+connections reads no body at all. What
 the worker's transactions hold together is bounded by
 SMARTHOST_DELIVERY_MEMORY_LIMIT, so hundreds of messages can be in flight.
 """
@@ -49,6 +51,17 @@ class MessageBody:
     @property
     def eight_bit(self) -> bool:
         return self._stored.eight_bit
+
+    @property
+    def held(self) -> bytes | None:
+        """The bytes, when they are in memory already."""
+        return self._data
+
+    async def keep(self, data: bytes) -> None:
+        """Bytes read with the record: held if the budget has room for them now, else read again when needed."""
+        reservation = await self._budget.reserve(len(data), 0)
+        if reservation is not None:
+            self._reservation, self._data = reservation, data
 
     async def read(self) -> bytes:
         async with self._lock:

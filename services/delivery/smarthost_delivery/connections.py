@@ -7,9 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
-import aiosmtplib
-
 from smarthost_delivery.metrics import CONNECTIONS
+from smarthost_delivery.smtp_client import SmtpClient, SmtpError
 
 log = logging.getLogger("smarthost.delivery")
 
@@ -18,6 +17,17 @@ log = logging.getLogger("smarthost.delivery")
 REUSE_LIMIT = 300.0
 
 TlsMode = Literal["opportunistic", "required"]
+
+
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# Opportunistic TLS verifies nothing (as Postfix's `may`); one context serves every connection.
+UNVERIFIED = _unverified_context()
 
 
 class SessionRefused(Exception):
@@ -31,21 +41,20 @@ class SessionRefused(Exception):
 
 @dataclass
 class Connection:
-    client: aiosmtplib.SMTP
+    client: SmtpClient
     # `mx.example.net [192.0.2.1]`: what logs and DSNs call the remote MTA.
     remote: str
     tls: bool
     opened: float
     idle_since: float = 0.0
+    # Taken warm from the pool, its RSET still to send with the next transaction's commands (PIPELINING).
+    unchecked: bool = False
 
     def close(self) -> None:
         self.client.close()
 
     async def quit(self) -> None:
-        try:
-            await self.client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            self.client.close()
+        await self.client.quit()
 
 
 @dataclass(frozen=True)
@@ -68,20 +77,22 @@ async def _open(settings: ConnectSettings, address: str, host: str) -> Connectio
 
     Opportunistic TLS does not verify certificates (as Postfix's `may`) and,
     when the handshake fails, tries once more in clear on a new connection.
-    Raises SessionRefused, aiosmtplib.SMTPException or OSError.
+    Raises SessionRefused, SmtpError or OSError.
     """
     remote = f"{host} [{address}]"
     connection = await _connect(settings, address, remote)
     client = connection.client
-    if not client.supports_extension("starttls"):
+    if not client.supports("starttls"):
         if settings.tls == "required":
             await connection.quit()
             raise SessionRefused(451, f"4.7.4 TLS is required, but was not offered by {remote}")
         return connection
     try:
-        await client.starttls(server_hostname=host, validate_certs=False)
-        await _greet(client)
-    except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        reply = await client.starttls(UNVERIFIED, server_hostname=host)
+        if reply.code != 220:
+            raise SmtpError(f"STARTTLS answered {reply.code} {reply.text}")
+        await _greet(client, settings.hostname)
+    except (SmtpError, OSError) as exc:
         client.close()
         if settings.tls == "required":
             raise SessionRefused(451, f"4.7.5 TLS handshake with {remote} failed: {exc}") from exc
@@ -92,38 +103,40 @@ async def _open(settings: ConnectSettings, address: str, host: str) -> Connectio
 
 
 async def _connect(settings: ConnectSettings, address: str, remote: str) -> Connection:
-    client = aiosmtplib.SMTP(
-        hostname=address,
-        port=settings.port,
-        local_hostname=settings.hostname,
-        timeout=settings.command_timeout,
-        start_tls=False,
-        use_tls=False,
-        validate_certs=False,
+    client, greeting = await SmtpClient.connect(
+        address, settings.port, settings.connect_timeout, settings.command_timeout
     )
-    try:
-        await client.connect(timeout=settings.connect_timeout)
-    except aiosmtplib.SMTPConnectResponseError as exc:
+    if greeting.code != 220:
         client.close()
-        raise SessionRefused(
-            451 if exc.code < 500 else exc.code, f"{remote} greeted with {exc.code} {exc.message}"
-        ) from exc
-    await _greet(client)
+        code = 451 if greeting.code < 500 else greeting.code
+        raise SessionRefused(code, f"{remote} greeted with {greeting.code} {greeting.text}")
+    try:
+        await _greet(client, settings.hostname)
+    except (SmtpError, OSError):
+        client.close()
+        raise
     return Connection(client, remote, tls=False, opened=time.monotonic())
 
 
-async def _greet(client: aiosmtplib.SMTP) -> None:
+async def _greet(client: SmtpClient, hostname: str) -> None:
     """EHLO, or HELO for a server that does not know EHLO."""
-    try:
-        await client.ehlo()
-    except aiosmtplib.SMTPHeloError as exc:
-        if exc.code < 500:
-            raise
-        await client.helo()
+    reply = await client.ehlo(hostname)
+    if reply.code == 250:
+        return
+    if reply.code < 500:
+        raise SmtpError(f"EHLO answered {reply.code} {reply.text}")
+    reply = await client.helo(hostname)
+    if reply.code != 250:
+        raise SmtpError(f"HELO answered {reply.code} {reply.text}")
 
 
 class ConnectionPool:
-    """Idle connections per MX address; each one is checked with RSET before reuse."""
+    """Idle connections per MX address; each one is checked with RSET before reuse.
+
+    With PIPELINING the RSET goes in the same write as the next transaction's
+    commands (the connection is handed out `unchecked`); otherwise it is a
+    round trip of its own here.
+    """
 
     def __init__(self, idle: float) -> None:
         self._idle = idle
@@ -134,9 +147,16 @@ class ConnectionPool:
         while free:
             connection = free.pop()
             if self._fresh(connection, time.monotonic()) and connection.client.is_connected:
+                if connection.client.supports("pipelining"):
+                    connection.unchecked = True
+                    CONNECTIONS.labels(reused="yes", tls=_yes(connection.tls)).inc()
+                    return connection
                 try:
-                    await connection.client.rset()
-                except (aiosmtplib.SMTPException, OSError):
+                    reply = await connection.client.command(b"RSET")
+                except (SmtpError, OSError):
+                    connection.close()
+                    continue
+                if reply.code != 250:
                     connection.close()
                     continue
                 CONNECTIONS.labels(reused="yes", tls=_yes(connection.tls)).inc()

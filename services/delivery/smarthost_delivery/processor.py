@@ -13,11 +13,8 @@ import logging
 import time
 from collections import defaultdict
 
-from redis.asyncio import Redis
 from smarthost.queue.v1.queue_pb2 import QueuedMessage, Recipient
 
-from smarthost_common.best_effort import BestEffort
-from smarthost_common.customer_stats import add_counts
 from smarthost_common.durations import format_duration
 from smarthost_common.memory_budget import MemoryBudget
 from smarthost_common.queue import StoredBody
@@ -39,7 +36,7 @@ from smarthost_delivery.metrics import (
     SPOOL_ERRORS,
     TRACE_DROPPED,
 )
-from smarthost_delivery.queue_ops import DeliveryQueue, Entry
+from smarthost_delivery.queue_ops import DeliveryQueue, Entry, Usage
 from smarthost_delivery.retry import next_wait
 from smarthost_delivery.smtp_transaction import Outcome
 from smarthost_delivery.transport import Destination, DomainTransport
@@ -51,6 +48,10 @@ Dsn = tuple[QueuedMessage, bytes]
 # A message whose body cannot be read now waits this long, without
 # counting as an attempt of its destinations.
 BODY_RETRY_S = 60
+# A first attempt reads a memory-tier body up to this size with its record: a
+# round trip less per message, and at most this much read ahead of the
+# memory budget per message in flight.
+EAGER_BODY_MAX = 256 * 1024
 
 
 def recipient_domain(address: str) -> str:
@@ -72,7 +73,6 @@ class MessageProcessor:
         queue: DeliveryQueue,
         transport: DomainTransport,
         settings: DeliverySettings,
-        redis: Redis,
         spool: Spool | None,
         room: RedisRoom,
         budget: MemoryBudget,
@@ -81,13 +81,8 @@ class MessageProcessor:
         self._budget = budget
         self._transport = transport
         self._settings = settings
-        self._redis = redis
         self._spool = spool
         self._room = room
-        self._usage = BestEffort("customer usage")
-
-    async def drain(self) -> None:
-        await self._usage.drain()
 
     async def process(self, entry: Entry) -> None:
         if entry.deliveries > self._settings.dead_letter_after and await self._queue.exists(entry.queue_id):
@@ -98,12 +93,12 @@ class MessageProcessor:
             DEAD_LETTERED.inc()
             log.error("message moved to the dead-letter stream", extra={"queue_id": entry.queue_id, "reason": reason})
             return
-        loaded = await self._queue.load(entry.queue_id)
+        loaded = await self._queue.load(entry.queue_id, 0 if entry.retry else EAGER_BODY_MAX)
         if loaded is None:
             log.info("message already settled or deleted", extra={"queue_id": entry.queue_id})
             await self._queue.drop_entry(entry)
             return
-        record, stored = loaded
+        record, stored, data = loaded
         queue_id = record.queue_id
         body = MessageBody(
             queue_id,
@@ -113,6 +108,8 @@ class MessageProcessor:
             self._budget,
             self._settings.delivery_timeout,
         )
+        if data is not None:
+            await body.keep(data)
         untouched = record.SerializeToString()
         try:
             await self._settle(entry, record, body, stored)
@@ -147,9 +144,9 @@ class MessageProcessor:
             bounced = sum(rcpt.bounced for rcpt in record.recipients)
             settled = {"delivered": len(record.recipients) - bounced, "bounced": bounced, "attempts": record.attempts}
             trace.append(trace_event("settled", **settled))
-            if await self._queue.finish(entry, dsns, self._traced(trace)) and self._spool:
+            usage = _usage(record, delivered, len(failed))
+            if await self._queue.finish(entry, dsns, self._traced(trace), usage) and self._spool:
                 await self._forget_spooled(record.queue_id)
-            self._count_customer(record, delivered, len(failed))
             log.info("message settled", extra={"queue_id": record.queue_id, **settled})
             return
         wait = next_wait(self._settings.retry_schedule, record.attempts)
@@ -162,8 +159,8 @@ class MessageProcessor:
             record.delay_warned = True
         trace.append(trace_event("deferred", next_attempt_ms=record.next_attempt_ms, attempts=record.attempts))
         spooled = await self._move_to_disk(record.queue_id, body, stored)
-        await self._queue.defer(entry, record, dsns, self._traced(trace), spooled)
-        self._count_customer(record, delivered, len(failed))
+        usage = _usage(record, delivered, len(failed))
+        await self._queue.defer(entry, record, dsns, self._traced(trace), spooled, usage)
         log.info(
             "message deferred",
             extra={
@@ -293,17 +290,12 @@ class MessageProcessor:
         )
         return [dsn]
 
-    def _count_customer(self, record: QueuedMessage, delivered: int, bounced: int) -> None:
-        """Recipients delivered or bounced in this attempt, counted for the customer who sent them.
 
-        Only mail a customer host sent (it has a client IP), not the DSNs the relay wrote itself.
-        """
-        if not record.customer or not record.client_ip or not (delivered or bounced):
-            return
+def _usage(record: QueuedMessage, delivered: int, bounced: int) -> Usage | None:
+    """Recipients delivered or bounced in this attempt, counted for the customer who sent them.
 
-        async def write() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                add_counts(pipe, record.customer, {"delivered": delivered, "bounced": bounced})
-                await pipe.execute()
-
-        self._usage.run(write)
+    Only mail a customer host sent (it has a client IP), not the DSNs the relay wrote itself.
+    """
+    if not record.customer or not record.client_ip or not (delivered or bounced):
+        return None
+    return Usage(record.customer, delivered, bounced)

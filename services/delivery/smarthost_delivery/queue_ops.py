@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
+from smarthost_common.customer_stats import STATS_TTL, current_hour, hour_key
 from smarthost_common.queue import (
     DEAD_STREAM,
     DEFERRED_SET,
@@ -33,34 +34,54 @@ from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, tra
 
 # Moves due deferred messages back to the ready stream. One script, so a
 # message is promoted exactly once however many workers run it at once.
+# The entry says it is a retry: its body is then read only if a transaction needs it.
 # allow-oom: it only moves ids, and a full Redis must not stop retries.
 PROMOTE_DUE = """#!lua flags=allow-oom
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
-  redis.call('XADD', KEYS[2], '*', 'id', id)
+  redis.call('XADD', KEYS[2], '*', 'id', id, 'retry', '1')
 end
 return #due
 """
 
-# Settles one attempt in one step: queues its DSNs, appends its trace, then
-# either forgets the message (finish) or saves its progress and parks it
+# A message's record, where its body is, and the body itself when it is in
+# the memory tier and at most ARGV[1] bytes: one round trip for the common
+# case, where the transaction needs the bytes anyway.
+# KEYS: message; ARGV: largest body to return. Returns record, spooled, eightbit, body size, body.
+LOAD = """#!lua flags=no-writes,allow-oom
+local found = redis.call('HMGET', KEYS[1], 'record', 'spooled', 'eightbit')
+local size = redis.call('HSTRLEN', KEYS[1], 'body')
+local body = false
+if size > 0 and size <= tonumber(ARGV[1]) then body = redis.call('HGET', KEYS[1], 'body') end
+return {found[1], found[2], found[3], size, body}
+"""
+
+# Settles one attempt in one step: queues its DSNs, appends its trace, adds
+# the recipients delivered and bounced to the customer's hourly counters,
+# then either forgets the message (finish) or saves its progress and parks it
 # until its next attempt (defer), and acks the stream entry. With a spooled
 # size the body, just committed to the spool, leaves Redis. An operator may
 # have deleted the message meanwhile: then only the entry is settled.
 # Returns the tier that held the body ('' when gone).
-# KEYS: message, queue index, tiers, ready stream, deferred set, trace, then 5 per DSN (add_message's)
+# KEYS: message, queue index, tiers, ready stream, deferred set, trace, customer's hour,
+#       then 5 per DSN (add_message's)
 # ARGV: mode, group, entry id, queue id, next ms, record, spooled size or '', eightbit,
-#       trace max events, trace ttl, event count, events..., then 8 per DSN (add_message's)
+#       trace max events, trace ttl, delivered, bounced, counters ttl,
+#       event count, events..., then 8 per DSN (add_message's)
 SETTLE = (
     "#!lua flags=allow-oom\n"
     + LUA_LIB
     + """
 local max_events, ttl = ARGV[9], ARGV[10]
+local delivered, bounced = tonumber(ARGV[11]), tonumber(ARGV[12])
+if delivered > 0 then redis.call('HINCRBY', KEYS[7], 'delivered', delivered) end
+if bounced > 0 then redis.call('HINCRBY', KEYS[7], 'bounced', bounced) end
+if delivered + bounced > 0 then redis.call('EXPIRE', KEYS[7], ARGV[13]) end
 local events = {}
-local n = tonumber(ARGV[11])
-for i = 1, n do events[i] = ARGV[11 + i] end
-local at, k = 12 + n, 7
+local n = tonumber(ARGV[14])
+for i = 1, n do events[i] = ARGV[14 + i] end
+local at, k = 15 + n, 8
 while at <= #ARGV do
   add_message({KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]},
               {unpack(ARGV, at, at + 7)}, max_events, ttl)
@@ -108,11 +129,22 @@ return 1
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Recipients of one attempt to count for the customer who sent them (`smarthostctl customer stats`)."""
+
+    customer: str
+    delivered: int
+    bounced: int
+
+
+@dataclass(frozen=True)
 class Entry:
     entry_id: str
     queue_id: str
     # How often the group handed this entry to a worker; > 1 after a claim.
     deliveries: int = 1
+    # Promoted from the deferred set: an attempt after one that did not settle the message.
+    retry: bool = False
 
 
 class DeliveryQueue:
@@ -134,7 +166,9 @@ class DeliveryQueue:
             DELIVERY_GROUP, self._consumer, {READY_STREAM: ">"}, count=count, block=block_ms
         )
         return [
-            Entry(text(entry_id), text(fields[b"id"])) for _, entries in reply or [] for entry_id, fields in entries
+            Entry(text(entry_id), text(fields[b"id"]), retry=b"retry" in fields)
+            for _, entries in reply or []
+            for entry_id, fields in entries
         ]
 
     async def claim_abandoned(self, idle_ms: int, count: int) -> list[Entry]:
@@ -160,7 +194,7 @@ class DeliveryQueue:
                 READY_STREAM, DELIVERY_GROUP, min=entry_id, max=entry_id, count=1
             )
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
-            claimed.append(Entry(entry_id, text(fields[b"id"]), deliveries))
+            claimed.append(Entry(entry_id, text(fields[b"id"]), deliveries, retry=b"retry" in fields))
         return claimed
 
     async def keep(self, entry_ids: list[str | bytes | int | memoryview]) -> None:
@@ -174,28 +208,33 @@ class DeliveryQueue:
     async def exists(self, queue_id: str) -> bool:
         return bool(await self._redis.exists(message_key(queue_id)))
 
-    async def load(self, queue_id: str) -> tuple[QueuedMessage, StoredBody] | None:
-        """The record, and where the body is: it is read only when a transaction needs it (`read_body`)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(message_key(queue_id), ["record", "spooled", "eightbit"])
-            pipe.hstrlen(message_key(queue_id), "body")
-            (record, spooled, eight_bit), memory_size = await pipe.execute()
+    async def load(self, queue_id: str, body_max: int) -> tuple[QueuedMessage, StoredBody, bytes | None] | None:
+        """The record, where the body is, and the body when it is in memory and at most `body_max` bytes.
+
+        A larger body is read only when a transaction needs it (`read_body`).
+        """
+        record, spooled, eight_bit, memory_size, data = await run_script(
+            self._redis, LOAD, [message_key(queue_id)], [body_max]
+        )
         stored = stored_body(spooled, eight_bit, int(memory_size))
         if not isinstance(record, bytes) or stored is None:
             return None
-        return QueuedMessage.FromString(record), stored
+        return QueuedMessage.FromString(record), stored, data if isinstance(data, bytes) else None
 
     async def read_body(self, queue_id: str) -> bytes | None:
         """A memory-tier body; None when it is gone (settled, deleted, or moved to the spool)."""
         body = await self._redis.hget(message_key(queue_id), "body")
         return body if isinstance(body, bytes) else None
 
-    async def finish(self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str]) -> bool:
+    async def finish(
+        self, entry: Entry, dsns: list[tuple[QueuedMessage, bytes]], trace: list[str], usage: Usage | None = None
+    ) -> bool:
         """Every recipient is settled: queue the DSNs, record the story and forget the message, in one step.
 
         True when the body was in the spool, whose row the caller then deletes.
         """
-        tier = await self._settle("finish", entry, QueuedMessage(queue_id=entry.queue_id), dsns, trace, None)
+        placeholder = QueuedMessage(queue_id=entry.queue_id)
+        tier = await self._settle("finish", entry, placeholder, dsns, trace, None, usage)
         return tier == b"disk"
 
     async def defer(
@@ -205,12 +244,13 @@ class DeliveryQueue:
         dsns: list[tuple[QueuedMessage, bytes]],
         trace: list[str],
         spooled: StoredBody | None = None,
+        usage: Usage | None = None,
     ) -> None:
         """Save progress, queue the DSNs, record the story and park the message until its next attempt, in one step.
 
         `spooled`: the body was just committed to the spool, so Redis lets go of its copy in the same step.
         """
-        await self._settle("defer", entry, record, dsns, trace, spooled)
+        await self._settle("defer", entry, record, dsns, trace, spooled, usage)
 
     async def _settle(
         self,
@@ -220,6 +260,7 @@ class DeliveryQueue:
         dsns: list[tuple[QueuedMessage, bytes]],
         trace: list[str],
         spooled: StoredBody | None,
+        usage: Usage | None,
     ) -> object:
         keys = [
             message_key(entry.queue_id),
@@ -228,6 +269,8 @@ class DeliveryQueue:
             READY_STREAM,
             DEFERRED_SET,
             trace_key(entry.queue_id),
+            # Not written when there is nothing to count.
+            hour_key(usage.customer, current_hour()) if usage else message_key(entry.queue_id),
         ]
         args: list[bytes | bytearray | str | int] = [
             mode,
@@ -240,6 +283,9 @@ class DeliveryQueue:
             "1" if spooled and spooled.eight_bit else "0",
             TRACE_MAX_EVENTS,
             TRACE_TTL,
+            usage.delivered if usage else 0,
+            usage.bounced if usage else 0,
+            STATS_TTL,
             len(trace),
             *trace,
         ]

@@ -5,6 +5,7 @@ import logging
 import signal
 
 import dns.resolver
+import uvloop
 
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
@@ -30,6 +31,9 @@ log = logging.getLogger("smarthost.delivery")
 DNS_TIMEOUT = 10.0
 # MX and address answers kept (for their TTL) across messages to the same domains.
 DNS_CACHE_SIZE = 10_000
+# Redis connections the worker may open: opened only when needed, bounded so a fault cannot open thousands.
+REDIS_CONNECTIONS_PER_MESSAGE = 4
+REDIS_CONNECTIONS_SPARE = 20
 
 
 def resolver(settings: DeliverySettings) -> MxResolver:
@@ -40,14 +44,18 @@ def resolver(settings: DeliverySettings) -> MxResolver:
 
 
 async def serve(settings: DeliverySettings) -> None:
-    redis = connect(settings, socket_timeout=10, socket_connect_timeout=3)
+    # redis-py's pool refuses a command past 100 connections, and each message in flight may hold one per
+    # destination while leases are given back beside them: a refused settle would deliver the message again.
+    pool_size = REDIS_CONNECTIONS_PER_MESSAGE * settings.delivery_concurrency + REDIS_CONNECTIONS_SPARE
+    redis = connect(settings, socket_timeout=10, socket_connect_timeout=3, max_connections=pool_size)
     pool = ConnectionPool(settings.delivery_connection_idle)
+    # Waiting for a busy destination's slot is bounded like any SMTP stage.
+    limiter = DestinationLimiter(redis, settings.destination_concurrency, wait=settings.delivery_timeout)
     transport = DomainTransport(
         resolver(settings),
         AddressPolicy(settings.delivery_allow_networks),
         pool,
-        # Waiting for a busy destination's slot is bounded like any SMTP stage.
-        DestinationLimiter(redis, settings.destination_concurrency, wait=settings.delivery_timeout),
+        limiter,
         ConnectSettings(
             port=settings.delivery_port,
             hostname=settings.hostname,
@@ -65,7 +73,7 @@ async def serve(settings: DeliverySettings) -> None:
     watching = asyncio.create_task(room.run())
     queue = DeliveryQueue(redis, settings.consumer_name)
     budget = MemoryBudget(settings.delivery_memory_limit)
-    processor = MessageProcessor(queue, transport, settings, redis, spool, room, budget)
+    processor = MessageProcessor(queue, transport, settings, spool, room, budget)
     worker = Worker(redis, queue, processor, pool, settings, spool)
     probes = HealthServer(settings.metrics_listen)
     probes.start()
@@ -82,7 +90,7 @@ async def serve(settings: DeliverySettings) -> None:
         loop.add_signal_handler(sig, drain)
     log.info("delivery started", extra={"consumer": settings.consumer_name, "spool": spool is not None})
     await worker.run(stop)
-    await processor.drain()
+    await limiter.close()
     watching.cancel()
     if spool:
         await spool.close()
@@ -94,4 +102,5 @@ async def serve(settings: DeliverySettings) -> None:
 def main() -> None:
     settings = load_settings(DeliverySettings)
     setup_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # uvloop: the worker's time goes to socket round trips (Redis, SMTP), which it runs with far less overhead.
+    uvloop.run(serve(settings))

@@ -3,10 +3,9 @@
 import logging
 from dataclasses import dataclass
 
-import aiosmtplib
-
 from smarthost_delivery.body import MessageBody
 from smarthost_delivery.connections import (
+    Connection,
     ConnectionPool,
     ConnectSettings,
     SessionRefused,
@@ -16,7 +15,8 @@ from smarthost_delivery.down import DownDestinations
 from smarthost_delivery.limiter import DestinationBusy, DestinationLimiter
 from smarthost_delivery.resolver import MxResolver, PermanentDnsError, TemporaryDnsError
 from smarthost_delivery.routing import AddressPolicy
-from smarthost_delivery.smtp_transaction import Envelope, Outcome, send
+from smarthost_delivery.smtp_client import SmtpError
+from smarthost_delivery.smtp_transaction import Envelope, Outcome, StaleConnection, send
 
 log = logging.getLogger("smarthost.delivery")
 
@@ -113,19 +113,35 @@ class DomainTransport:
         """The outcomes, and whether the MX took the connection."""
         remote = f"{host} [{address}]"
         connection = await self._pool.take(address)
-        if connection is None:
+        if connection is not None:
             try:
-                connection = await open_connection(self._connect, address, host)
-            except SessionRefused as exc:
-                return dict.fromkeys(envelope.recipients, Outcome(exc.code, exc.text, remote)), True
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                failure = Outcome(451, f"4.4.1 connect to {remote} failed: {_reason(exc)}", remote)
-                return dict.fromkeys(envelope.recipients, failure), False
+                return await self._send(address, connection, envelope, body)
+            except StaleConnection:
+                # The peer let the idle connection go; nothing was sent on it.
+                log.debug("warm connection gone; opening a new one", extra={"remote": remote})
+        try:
+            connection = await open_connection(self._connect, address, host)
+        except SessionRefused as exc:
+            return dict.fromkeys(envelope.recipients, Outcome(exc.code, exc.text, remote)), True
+        except (SmtpError, OSError) as exc:
+            failure = Outcome(451, f"4.4.1 connect to {remote} failed: {_reason(exc)}", remote)
+            return dict.fromkeys(envelope.recipients, failure), False
+        return await self._send(address, connection, envelope, body)
+
+    async def _send(
+        self, address: str, connection: Connection, envelope: Envelope, body: MessageBody
+    ) -> tuple[dict[str, Outcome], bool]:
+        """Raises StaleConnection when a warm connection turns out to be gone."""
         try:
             outcomes = await send(connection, envelope, body)
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except StaleConnection:
             connection.close()
-            failure = Outcome(451, f"4.4.2 conversation with {remote} failed: {_reason(exc)}", remote)
+            raise
+        except (SmtpError, OSError) as exc:
+            connection.close()
+            failure = Outcome(
+                451, f"4.4.2 conversation with {connection.remote} failed: {_reason(exc)}", connection.remote
+            )
             return dict.fromkeys(envelope.recipients, failure), True
         await self._pool.give_back(address, connection)
         return outcomes, True
