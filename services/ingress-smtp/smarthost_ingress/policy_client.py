@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol, TypeVar
 
 import grpc
@@ -54,6 +54,14 @@ class _HasVerdict(Protocol):
 Response = TypeVar("Response", bound=_HasVerdict)
 
 
+class _Reusable(_HasVerdict, Protocol):
+    @property
+    def reuse_ms(self) -> int: ...
+
+
+Reusable = TypeVar("Reusable", bound=_Reusable)
+
+
 class PolicyClient:
     def __init__(self, target: str, timeout: float) -> None:
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
@@ -68,45 +76,36 @@ class PolicyClient:
         await self._channel.close()
 
     async def check_connection(self, request: pb.CheckConnectionRequest) -> pb.CheckConnectionResponse:
-        key = (request.session.client_ip, request.session.auth_user)
-        kept = self._connections.get(key)
-        if kept is not None:
-            _count_reuse("CheckConnection")
-            return kept[1]
-        response: pb.CheckConnectionResponse = await self._call(
-            "CheckConnection", self._stub.CheckConnection, request, pb.CheckConnectionResponse
+        return await self._reusing(
+            "CheckConnection",
+            self._connections,
+            (request.session.client_ip, request.session.auth_user),
+            lambda _: True,
+            lambda: self._call("CheckConnection", self._stub.CheckConnection, request, pb.CheckConnectionResponse),
+            lambda _: 0,
         )
-        if response.reuse_ms:
-            self._connections.put(key, response, response.reuse_ms)
-        return response
 
     async def check_sender(self, request: pb.CheckSenderRequest) -> pb.CheckSenderResponse:
         domain = scope_domain(request.mail_from)
-        key = (request.session.client_ip, request.session.auth_user, domain)
-        kept = self._senders.get(key) if domain is not None else None
-        if kept is not None and request.declared_size <= kept[0]:
-            _count_reuse("CheckSender")
-            return kept[1]
-        response: pb.CheckSenderResponse = await self._call(
-            "CheckSender", self._stub.CheckSender, request, pb.CheckSenderResponse
+        return await self._reusing(
+            "CheckSender",
+            self._senders,
+            None if domain is None else (request.session.client_ip, request.session.auth_user, domain),
+            lambda max_size: request.declared_size <= max_size,
+            lambda: self._call("CheckSender", self._stub.CheckSender, request, pb.CheckSenderResponse),
+            lambda response: response.reuse_max_size,
         )
-        if response.reuse_ms and domain is not None:
-            self._senders.put(key, response, response.reuse_ms, response.reuse_max_size)
-        return response
 
     async def check_recipient(self, request: pb.CheckRecipientRequest) -> pb.CheckRecipientResponse:
         domain = scope_domain(request.rcpt_to)
-        key = (request.session.client_ip, request.session.auth_user, domain)
-        kept = self._recipients.get(key) if domain is not None else None
-        if kept is not None and request.accepted_recipients < kept[0]:
-            _count_reuse("CheckRecipient")
-            return kept[1]
-        response: pb.CheckRecipientResponse = await self._call(
-            "CheckRecipient", self._stub.CheckRecipient, request, pb.CheckRecipientResponse
+        return await self._reusing(
+            "CheckRecipient",
+            self._recipients,
+            None if domain is None else (request.session.client_ip, request.session.auth_user, domain),
+            lambda max_recipients: request.accepted_recipients < max_recipients,
+            lambda: self._call("CheckRecipient", self._stub.CheckRecipient, request, pb.CheckRecipientResponse),
+            lambda response: response.reuse_max_recipients,
         )
-        if response.reuse_ms and domain is not None:
-            self._recipients.put(key, response, response.reuse_ms, response.reuse_max_recipients)
-        return response
 
     async def check_message(self, request: pb.CheckMessageRequest) -> pb.CheckMessageResponse:
         return await self._call("CheckMessage", self._stub.CheckMessage, request, pb.CheckMessageResponse)
@@ -123,6 +122,28 @@ class PolicyClient:
             return False
         POLICY_CALLS.labels(rpc="ReleaseMessage", result="ok").inc()
         return True
+
+    async def _reusing(
+        self,
+        rpc: str,
+        cache: ReuseCache[Reusable],
+        key: Hashable | None,
+        covers: Callable[[int], bool],
+        ask: Callable[[], Awaitable[Reusable]],
+        bound: Callable[[Reusable], int],
+    ) -> Reusable:
+        """A kept verdict whose bound `covers` this request, else the policy's answer, kept if it may be reused.
+
+        `key` is the scope a verdict is kept for; None when the request has none.
+        """
+        kept = cache.get(key) if key is not None else None
+        if kept is not None and covers(kept[0]):
+            _count_reuse(rpc)
+            return kept[1]
+        response = await ask()
+        if response.reuse_ms and key is not None:
+            cache.put(key, response, response.reuse_ms, bound(response))
+        return response
 
     async def _call(
         self,
