@@ -1,6 +1,7 @@
 """SMTP peers the shared sinks do not cover: a stalling MX, a TLS MX, and a raw wire recorder."""
 
 import asyncio
+import io
 import socketserver
 import ssl
 import threading
@@ -81,7 +82,32 @@ def untrusted_tls_context(name: str) -> ssl.SSLContext:
     return context
 
 
-class WireRecorder:
+def read_data(rfile: io.BufferedIOBase) -> bytes | None:
+    """The bytes after a 354 up to and with the end mark, as sent; None when the client went away."""
+    raw = b""
+    while not raw.endswith(b"\r\n.\r\n"):
+        chunk = rfile.readline(100000)
+        if not chunk:
+            return None
+        raw += chunk
+    return raw
+
+
+class RawServer:
+    """An SMTP peer written by hand on socketserver, for what aiosmtpd would hide: bytes and batches as sent."""
+
+    def _serve(self, host: str, port: int, handler: type[socketserver.StreamRequestHandler]) -> None:
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self._server = socketserver.ThreadingTCPServer((host, port), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class WireRecorder(RawServer):
     """A minimal SMTP server that keeps the exact bytes sent after DATA, before any unstuffing.
 
     It also counts connections, so a test can prove the relay never connected.
@@ -103,12 +129,9 @@ class WireRecorder:
                         self.wfile.write(b"250-wire\r\n250-8BITMIME\r\n250 SIZE 1000000\r\n")
                     elif verb == b"DATA":
                         self.wfile.write(b"354 go ahead\r\n")
-                        raw = b""
-                        while not raw.endswith(b"\r\n.\r\n"):
-                            chunk = self.rfile.readline(100000)
-                            if not chunk:
-                                return
-                            raw += chunk
+                        raw = read_data(self.rfile)
+                        if raw is None:
+                            return
                         recorder.data.append(raw)
                         self.wfile.write(b"250 2.0.0 recorded\r\n")
                     elif verb == b"QUIT":
@@ -117,17 +140,10 @@ class WireRecorder:
                     else:
                         self.wfile.write(b"250 ok\r\n")
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(host, port, Handler)
 
 
-class PipeliningRecorder:
+class PipeliningRecorder(RawServer):
     """An SMTP server that offers PIPELINING and answers nothing of an envelope until its DATA has arrived.
 
     A client that waits for each reply before its next command never gets
@@ -180,20 +196,10 @@ class PipeliningRecorder:
                         if not accepted:
                             refused = True
                             continue
-                        raw = b""
-                        while not raw.endswith(b"\r\n.\r\n"):
-                            chunk = self.rfile.readline(100000)
-                            if not chunk:
-                                return
-                            raw += chunk
+                        raw = read_data(self.rfile)
+                        if raw is None:
+                            return
                         recorder.data.append(raw)
                         self.wfile.write(b"250 2.0.0 recorded\r\n")
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(host, port, Handler)
