@@ -2,7 +2,8 @@
 
 Answers are remembered for their TTL (MX for the domain, addresses for the
 host), so mail to a busy destination costs no lookup per message: only
-failures and names without any answer go to the resolver each time.
+failures and names without any answer go to the resolver each time (whose
+own cache answers those within their TTL).
 """
 
 import random
