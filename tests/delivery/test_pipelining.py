@@ -17,16 +17,21 @@ def arrived(peer: PipeliningRecorder, count: int) -> Callable[[], bool]:
     return lambda: len(peer.data) == count
 
 
+def one_after_the_other(redis_server: RedisServer, peer: PipeliningRecorder) -> None:
+    """Two messages to the peer, the second queued once the first arrived: it can take the warm connection."""
+    for n in range(1, 3):
+        put(redis_server.url, "alice@sender.test", ["bob@wire.test"])
+        wait_until(arrived(peer, n), timeout=30, what=f"message {n}")
+    wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
+
+
 def test_envelope_and_data_go_in_one_write_and_a_warm_connection_adds_its_rset(
     relay: Relay, redis_server: RedisServer, mx_port: int
 ) -> None:
     peer = PipeliningRecorder(HOSTS["wire.test"], mx_port)
     try:
         relay.start_delivery(**WARM)
-        for n in range(1, 3):
-            put(redis_server.url, "alice@sender.test", ["bob@wire.test"])
-            wait_until(arrived(peer, n), timeout=30, what=f"message {n}")
-        wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
+        one_after_the_other(redis_server, peer)
     finally:
         peer.stop()
     assert peer.connections == 1
@@ -60,10 +65,7 @@ def test_a_warm_connection_the_peer_let_go_is_replaced_without_a_deferral(
     peer = PipeliningRecorder(HOSTS["wire.test"], mx_port, drop_reused=True)
     try:
         delivery = relay.start_delivery(**WARM)
-        for n in range(1, 3):
-            put(redis_server.url, "alice@sender.test", ["bob@wire.test"])
-            wait_until(arrived(peer, n), timeout=30, what=f"message {n}")
-        wait_until(lambda: queue_is_empty(redis_server), what="queue settled")
+        one_after_the_other(redis_server, peer)
     finally:
         peer.stop()
     assert peer.connections == 2
