@@ -3,9 +3,13 @@
 import socket
 import time
 
+# Ports this process handed out: the kernel may offer a port again once its
+# probe socket is closed, before the process it was meant for has bound it.
+_given: set[int] = set()
+
 
 def free_port(*hosts: str) -> int:
-    """A port free for TCP and UDP on every one of `hosts` (default 127.0.0.1).
+    """A port free for TCP and UDP on every one of `hosts` (default 127.0.0.1), never one given before.
 
     UDP too, because the same helper picks ports for DNS servers.
     """
@@ -14,9 +18,12 @@ def free_port(*hosts: str) -> int:
         with socket.socket(_family(first)) as probe:
             probe.bind((first, 0))
             port = int(probe.getsockname()[1])
-        if _bindable(first, port, socket.SOCK_DGRAM) and all(
-            _bindable(host, port, kind) for host in rest for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+        if (
+            port not in _given
+            and _bindable(first, port, socket.SOCK_DGRAM)
+            and all(_bindable(host, port, kind) for host in rest for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM))
         ):
+            _given.add(port)
             return port
     raise RuntimeError(f"no port free on all of {hosts}")
 
