@@ -95,7 +95,9 @@ def test_random_command_lines_get_valid_replies(stack: IngressStack, ingress: In
         for line in lines:
             # One command per line: the line's own CR/LF would make it several.
             line = line.replace(b"\r", b"").replace(b"\n", b"")
-            if line.upper().startswith((b"DATA", b"STARTTLS", b"AUTH", b"QUIT")):
+            # These change the session rather than get one reply; a PROXY header from
+            # an untrusted peer drops the connection (tests/ingress/test_proxy.py).
+            if line.upper().startswith((b"DATA", b"STARTTLS", b"AUTH", b"QUIT", b"PROXY ")):
                 continue
             reply = wire.command(line)
             if reply.code == 421:
