@@ -10,6 +10,7 @@ from smarthost_policy.policy_file import Limits, PolicyFile
 class Match:
     customer: str
     limits: Limits
+    suspended: bool = False
 
 
 class CustomerIndex:
@@ -18,7 +19,7 @@ class CustomerIndex:
     def __init__(self, policy: PolicyFile) -> None:
         self.customers = len(policy.customers)
         self._networks = NetworkTable(
-            (network, Match(customer.name, customer.limits(policy.defaults)))
+            (network, Match(customer.name, customer.limits(policy.defaults), customer.suspended))
             for customer in policy.customers
             for network in customer.networks
         )

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from smarthost_common.reputation import DEFAULT_MAX_BOUNCE_RATE, DEFAULT_MIN_MESSAGES, DEFAULT_WINDOW_S, settings_text
 from smarthost_common.settings import Duration
 from smarthost_policy.passwords import parse_hash
 
@@ -25,11 +26,36 @@ class RateLimit(_Schema):
     per: Duration = Field(gt=0)
 
 
+class Reputation(_Schema):
+    """The breaker: a customer is held once more than `max_bounce_rate` of at least `min_messages` bounced."""
+
+    window: Duration = Field(default=DEFAULT_WINDOW_S, gt=0)
+    min_messages: PositiveInt = DEFAULT_MIN_MESSAGES
+    max_bounce_rate: float = Field(default=DEFAULT_MAX_BOUNCE_RATE, gt=0, le=1)
+
+    @property
+    def text(self) -> str:
+        """As the breaker's scripts read it (smarthost_common.reputation)."""
+        return settings_text(self.window, self.min_messages, self.max_bounce_rate)
+
+
+class ReputationOverride(_Schema):
+    """A customer's `reputation`: what it names replaces the defaults' value."""
+
+    window: Duration | None = Field(default=None, gt=0)
+    min_messages: PositiveInt | None = None
+    max_bounce_rate: float | None = Field(default=None, gt=0, le=1)
+
+    def over(self, defaults: Reputation) -> Reputation:
+        return defaults.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class Limits(_Schema):
     max_message_size: PositiveInt = 20 * 1024 * 1024
     rate_limit: RateLimit = RateLimit(messages=160, per=6 * 3600)
     require_mx: bool = True
     max_recipients: PositiveInt = 100
+    reputation: Reputation = Reputation()
 
 
 class User(_Schema):
@@ -47,6 +73,9 @@ class User(_Schema):
 
 class Customer(_Schema):
     name: str = Field(min_length=1)
+    # Held back by the provider: new mail refused with a 451, queued mail parked, until this is lifted.
+    suspended: bool = False
+    reputation: ReputationOverride | None = None
     # Hosts with fixed addresses relay from these; others log in as one of `users`.
     networks: list[IPv4Network | IPv6Network] = []
     users: list[User] = []
@@ -64,6 +93,8 @@ class Customer(_Schema):
     def limits(self, defaults: Limits) -> Limits:
         """The defaults with this customer's overrides applied."""
         overrides = {field: getattr(self, field) for field in Limits.model_fields if getattr(self, field) is not None}
+        if self.reputation is not None:
+            overrides["reputation"] = self.reputation.over(defaults.reputation)
         return defaults.model_copy(update=overrides)
 
 

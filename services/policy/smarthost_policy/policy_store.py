@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from prometheus_client import Gauge
 
 from smarthost_policy.auth import Users
+from smarthost_policy.breaker import BreakerSettings
 from smarthost_policy.customers import CustomerIndex
 from smarthost_policy.policy_file import Customer, PolicyFile
 
@@ -40,4 +41,5 @@ class PolicyStore:
         CUSTOMERS.labels(source="file").set(len(self._file.customers))
         CUSTOMERS.labels(source="kubernetes").set(len(cluster))
         policy = self._file.model_copy(update={"customers": [*self._file.customers, *cluster]})
+        self.breaker = BreakerSettings.of(policy)
         return CustomerIndex(policy), Users(policy)

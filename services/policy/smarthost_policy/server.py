@@ -19,6 +19,7 @@ from smarthost_common.health import HealthServer
 from smarthost_common.logs import setup_logging
 from smarthost_common.redis_client import connect
 from smarthost_common.settings import load_settings
+from smarthost_policy.breaker import Breaker
 from smarthost_policy.config import PolicySettings
 from smarthost_policy.dns_cache import DnsCache
 from smarthost_policy.kube_source import ConfigError, RelayCustomerSource, default_namespace, load_client_config
@@ -104,6 +105,8 @@ async def serve(settings: PolicySettings) -> None:
     )
     server = grpc.aio.server(options=SERVER_OPTIONS)
     usage = CustomerUsage(redis)
+    breaker = Breaker(redis, lambda: store.breaker)
+    tasks.append(background(breaker.run(), "reputation"))
     add_PolicyServiceServicer_to_server(
         PolicyService(
             lambda: store.index,
@@ -111,6 +114,7 @@ async def serve(settings: PolicySettings) -> None:
             routability,
             RateLimiter(redis),
             usage,
+            breaker,
             customer_label=settings.metrics_customer_label,
             reuse_ms=round(settings.policy_reuse_time * 1000),
         ),
@@ -143,6 +147,7 @@ async def serve(settings: PolicySettings) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await usage.drain()
+    await breaker.drain()
     await redis.aclose()
     probes.stop()
     log.info("policy stopped")

@@ -20,6 +20,7 @@ from smarthost_common.durations import format_duration
 from smarthost_policy import verdicts
 from smarthost_policy.addresses import BadAddress, domain_of
 from smarthost_policy.auth import Users, authenticate
+from smarthost_policy.breaker import Breaker
 from smarthost_policy.customers import CustomerIndex, Match
 from smarthost_policy.metrics import DECISION_DURATION, DECISIONS, MESSAGES, RATE_LIMITED
 from smarthost_policy.rate_limit import RateLimiter, rate_key
@@ -37,6 +38,7 @@ class PolicyService(PolicyServiceServicer):
         routability: Routability,
         rate: RateLimiter,
         usage: CustomerUsage,
+        breaker: Breaker,
         customer_label: bool = False,
         reuse_ms: int = 0,
     ) -> None:
@@ -46,6 +48,7 @@ class PolicyService(PolicyServiceServicer):
         self._routability = routability
         self._rate = rate
         self._usage = usage
+        self._breaker = breaker
         self._customer_label = customer_label
         # How long the ingress may reuse a verdict: a policy change reaches it within this.
         self._reuse_ms = reuse_ms
@@ -54,7 +57,8 @@ class PolicyService(PolicyServiceServicer):
         self, request: pb.CheckConnectionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckConnectionResponse:
         async def check(match: Match) -> tuple[str, pb.Verdict]:
-            return "network", verdicts.accept()
+            refusal = self._breaker.refusal(match)
+            return ("reputation", refusal) if refusal else ("network", verdicts.accept())
 
         verdict, match, rule = await self._decide("connection", request.session, check)
         # Depends on the client IP alone; an AUTH user's verdict is not reused.
@@ -112,7 +116,10 @@ class PolicyService(PolicyServiceServicer):
             return "recipient", verdicts.accept()
 
         verdict, match, rule = await self._decide("recipient", request.session, check)
-        if match is None or not self._reusable(rule, verdict, ("recipient", "recipient-domain")):
+        if match is not None and rule in _BOUNCES and verdict.action == pb.ACTION_REJECT:
+            # A bounce the customer caused, for the breaker; so a refusal is not reused, or it would count once.
+            self._breaker.bounced(match)
+        if match is None or not self._reusable(rule, verdict, ("recipient",)):
             return pb.CheckRecipientResponse(verdict=verdict)
         # The count was checked first: the verdict holds while the count is under the limit.
         return pb.CheckRecipientResponse(
@@ -126,6 +133,8 @@ class PolicyService(PolicyServiceServicer):
             limit = match.limits.max_message_size
             if request.size > limit:
                 return "size", verdicts.too_big(limit)
+            if match.suspended:
+                return "reputation", verdicts.suspended(match.customer)
             # Last, so only a message about to get its 250 is counted.
             rate = match.limits.rate_limit
             try:
@@ -135,6 +144,8 @@ class PolicyService(PolicyServiceServicer):
             except RedisError as exc:
                 log.error("rate counters unavailable", extra={"queue_id": request.session.queue_id, "error": str(exc)})
                 return "rate-store", verdicts.internal_error()
+            if decision.held:
+                return "reputation", verdicts.held(match.customer, decision.held)
             if not decision.accepted:
                 return "rate", verdicts.rate_limited(decision.count, format_duration(rate.per), decision.retry_after)
             return "message", verdicts.accept()
@@ -223,6 +234,9 @@ class PolicyService(PolicyServiceServicer):
         if outcome != "accept" and rule != "rate":
             self._usage.record(match.customer, {"refused": 1})
 
+
+# Recipient refusals that count as bounces for the reputation breaker (when 5xx).
+_BOUNCES = ("recipient-syntax", "recipient-domain")
 
 # Actions as metrics and logs name them: accept, tempfail, reject, disconnect.
 _OUTCOMES = {value: name.removeprefix("ACTION_").lower() for name, value in pb.Action.items()}

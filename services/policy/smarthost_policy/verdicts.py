@@ -37,6 +37,20 @@ def rate_limited(count: int, per: str, retry_after: int) -> Verdict:
     return tempfail(450, "4.7.1", f"Rate limit exceeded: {count} messages per {per}, try again in {retry_after}s")
 
 
+def held(customer: str, reason: str) -> Verdict:
+    """The customer's own MTA keeps the mail and retries; it goes out once an operator releases the hold."""
+    return tempfail(451, "4.7.1", f"Relaying for {printable(customer)} is held ({printable(reason)}), try again later")
+
+
+def suspended(customer: str) -> Verdict:
+    return tempfail(451, "4.7.1", f"Relaying for {printable(customer)} is suspended by the provider, try again later")
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Operator-written text as it may appear in a reply: one line of printable ASCII."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:limit]
+
+
 def bad_sender(reason: str) -> Verdict:
     return reject(553, "5.1.7", f"Bad sender address syntax: {reason}")
 

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from smarthost_policy.policy_file import Customer, RateLimit, load_policy
+from smarthost_policy.policy_file import Customer, RateLimit, ReputationOverride, load_policy
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = yaml.safe_load((ROOT / "helm" / "smarthost" / "crds" / "relaycustomers.yaml").read_text())
@@ -20,10 +20,12 @@ FULL = {
     "rateLimit": {"messages": 1000, "per": "6h"},
     "requireMx": False,
     "maxRecipients": 50,
+    "suspended": True,
+    "reputation": {"window": "2h", "minMessages": 20, "maxBounceRate": 0.2},
 }
 
 
-def aliases(model: type[Customer] | type[RateLimit]) -> set[str]:
+def aliases(model: type[Customer] | type[RateLimit] | type[ReputationOverride]) -> set[str]:
     return {field.alias or name for name, field in model.model_fields.items()}
 
 
@@ -39,6 +41,7 @@ def test_names_and_kind() -> None:
 def test_same_fields_as_a_policy_file_customer() -> None:
     assert set(SPEC_SCHEMA["properties"]) == aliases(Customer)
     assert set(SPEC_SCHEMA["properties"]["rateLimit"]["properties"]) == aliases(RateLimit)
+    assert set(SPEC_SCHEMA["properties"]["reputation"]["properties"]) == aliases(ReputationOverride)
     assert set(SPEC_SCHEMA["required"]) == {f.alias for f in Customer.model_fields.values() if f.is_required()}
 
 
@@ -72,6 +75,10 @@ def test_sample_customers_are_valid_resources(customer: dict[str, Any]) -> None:
         {"rateLimit": {"messages": 10, "per": "6 hours"}},
         {"rateLimit": {"messages": 10}},
         {"requireMx": "yes"},
+        {"suspended": "yes"},
+        {"reputation": {"window": "an hour"}},
+        {"reputation": {"minMessages": 0}},
+        {"reputation": {"maxBounceRate": 1.5}},
     ],
 )
 def test_invalid_customers_are_refused_by_the_crd(change: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from smarthost.policy.v1 import policy_pb2 as pb
 
 from smarthost_common.dns import make_resolver
 from smarthost_policy.auth import Users
+from smarthost_policy.breaker import Breaker, BreakerSettings
 from smarthost_policy.customers import CustomerIndex
 from smarthost_policy.dns_cache import DnsCache
 from smarthost_policy.rate_limit import RateLimiter
@@ -39,7 +40,10 @@ def test_unexpected_errors_are_451_4_3_0(rpc: str, request_: Any) -> None:
     async def call() -> pb.Verdict:
         routability = Routability(DnsCache(make_resolver("127.0.0.1:9", 1.0), 10), 1.0)
         redis = Redis.from_url("redis://127.0.0.1:9/0")
-        service = PolicyService(broken_index, broken_users, routability, RateLimiter(redis), CustomerUsage(redis))
+        breaker = Breaker(redis, BreakerSettings)
+        service = PolicyService(
+            broken_index, broken_users, routability, RateLimiter(redis), CustomerUsage(redis), breaker
+        )
         response = await getattr(service, rpc)(request_, cast(Any, None))
         return cast(pb.Verdict, response.verdict)
 
