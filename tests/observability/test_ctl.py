@@ -54,11 +54,28 @@ def test_customer_stats_count_what_the_customer_did(run: Run) -> None:
         # The DSN the relay wrote is not the customer's mail.
         "delivered": 2,
         "bounced": 1,
+        # The breaker's window counts the policy's refusal at RCPT (556) as a bounce too.
+        "reputation": {
+            "held": False,
+            "reason": "",
+            "held_by": "",
+            "since_ms": 0,
+            "suspended": False,
+            "parked": 0,
+            "window_s": 3600,
+            "delivered": 2,
+            "bounced": 2,
+            "bounce_rate": 0.5,
+            "min_messages": 50,
+            "max_bounce_rate": 0.1,
+        },
     }
     human = ctl(run.redis_url, "customer", "stats", "loopback").stdout
     assert "window used:  3 message(s)\n" in human
     assert re.search(r"ip:127\.0\.0\.1 +3 +160 +6h\n", human)
     assert "  bounced:      1\n" in human
+    assert "state:        sending\n" in human
+    assert "  threshold:    held past a rate of 0.1 over at least 50 message(s)\n" in human
     unknown = json.loads(ctl(run.redis_url, "customer", "stats", "nobody", "--json").stdout)
     assert (unknown["window_used"], unknown["accepted"]) == (0, 0)
 

@@ -25,6 +25,7 @@ from smarthost_delivery.body import BodyUnavailable, MessageBody
 from smarthost_delivery.classify import classify
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.dsn import Action, Report, build_dsn
+from smarthost_delivery.holds import HeldCustomers
 from smarthost_delivery.metrics import (
     ATTEMPTS,
     BOUNCES,
@@ -76,8 +77,10 @@ class MessageProcessor:
         spool: Spool | None,
         room: RedisRoom,
         budget: MemoryBudget,
+        holds: HeldCustomers,
     ) -> None:
         self._queue = queue
+        self._holds = holds
         self._budget = budget
         self._transport = transport
         self._settings = settings
@@ -99,6 +102,8 @@ class MessageProcessor:
             await self._queue.drop_entry(entry)
             return
         record, stored, data = loaded
+        if self._holds.waits(record) and await self._holds.park(entry, record):
+            return
         queue_id = record.queue_id
         body = MessageBody(
             queue_id,

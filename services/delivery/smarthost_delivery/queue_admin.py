@@ -1,7 +1,7 @@
 """What operators do to the queue: count, list, show, retry, delete (the logic under `smarthostctl queue`)."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -23,6 +23,7 @@ from smarthost_common.spool import Spool, SpoolError
 from smarthost_common.trace import add_trace, trace_event
 from smarthost_delivery.down import down_key
 from smarthost_delivery.dsn import Report, build_dsn
+from smarthost_delivery.holds import parked_key
 
 # Moves a deferred or dead-lettered message to the ready stream; says where it was.
 # KEYS: message, deferred set, ready stream, dead stream; ARGV: queue id.
@@ -87,7 +88,8 @@ class QueueCounts:
 @dataclass(frozen=True)
 class QueuedItem:
     record: QueuedMessage
-    # active (ready or being delivered), deferred (waiting for its next attempt) or dead.
+    # active (ready or being delivered), deferred (waiting for its next attempt), dead,
+    # or parked (its customer is held or suspended).
     state: str
     size: int
     # When a deferred message is next tried, Unix ms; 0 otherwise.
@@ -217,6 +219,21 @@ async def _items(redis: Redis, ids: list[str]) -> list[QueuedItem]:
             # Shown rather than hidden: a corrupt record is exactly what an operator must see.
             parsed, state = QueuedMessage(queue_id=queue_id), f"{state} (unreadable record)"
         items.append(QueuedItem(parsed, state, int(size), int(score or 0)))
+    return await _mark_parked(redis, items)
+
+
+async def _mark_parked(redis: Redis, items: list[QueuedItem]) -> list[QueuedItem]:
+    """Parked messages are in neither the stream nor the deferred set: they look active until asked."""
+    active = [index for index, found in enumerate(items) if found.state == "active" and found.record.customer]
+    if not active:
+        return items
+    async with redis.pipeline(transaction=False) as pipe:
+        for index in active:
+            pipe.zscore(parked_key(items[index].record.customer), items[index].record.queue_id)
+        scores = await pipe.execute()
+    for index, score in zip(active, scores, strict=True):
+        if score is not None:
+            items[index] = replace(items[index], state="parked")
     return items
 
 

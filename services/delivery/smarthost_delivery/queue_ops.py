@@ -7,6 +7,7 @@ a message runs with Redis at its maxmemory too (`allow-oom` scripts and
 commands that free memory), so a full Redis never stops delivery.
 """
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
+from smarthost_common import reputation
 from smarthost_common.customer_stats import STATS_TTL, current_hour, hour_key
 from smarthost_common.queue import (
     DEAD_STREAM,
@@ -58,30 +60,37 @@ return {found[1], found[2], found[3], size, body}
 """
 
 # Settles one attempt in one step: queues its DSNs, appends its trace, adds
-# the recipients delivered and bounced to the customer's hourly counters,
+# the recipients delivered and bounced to the customer's hourly counters and
+# to its reputation window (which may hold it, see smarthost_common.reputation),
 # then either forgets the message (finish) or saves its progress and parks it
 # until its next attempt (defer), and acks the stream entry. With a spooled
 # size the body, just committed to the spool, leaves Redis. An operator may
 # have deleted the message meanwhile: then only the entry is settled.
-# Returns the tier that held the body ('' when gone).
+# Returns the tier that held the body ('' when gone), then record_outcome's reply.
 # KEYS: message, queue index, tiers, ready stream, deferred set, trace, customer's hour,
-#       then 5 per DSN (add_message's)
+#       customer's outcomes, held customers, reputation settings, then 5 per DSN (add_message's)
 # ARGV: mode, group, entry id, queue id, next ms, record, spooled size or '', eightbit,
-#       trace max events, trace ttl, delivered, bounced, counters ttl,
-#       event count, events..., then 8 per DSN (add_message's)
+#       trace max events, trace ttl, delivered, bounced, counters ttl, customer, now ms,
+#       default reputation settings, event count, events..., then 8 per DSN (add_message's)
 SETTLE = (
     "#!lua flags=allow-oom\n"
     + LUA_LIB
+    + reputation.LUA_LIB
     + """
 local max_events, ttl = ARGV[9], ARGV[10]
 local delivered, bounced = tonumber(ARGV[11]), tonumber(ARGV[12])
 if delivered > 0 then redis.call('HINCRBY', KEYS[7], 'delivered', delivered) end
 if bounced > 0 then redis.call('HINCRBY', KEYS[7], 'bounced', bounced) end
-if delivered + bounced > 0 then redis.call('EXPIRE', KEYS[7], ARGV[13]) end
+local held = {0}
+if delivered + bounced > 0 then
+  redis.call('EXPIRE', KEYS[7], ARGV[13])
+  local settings = redis.call('HGET', KEYS[10], ARGV[14]) or ARGV[16]
+  held = record_outcome(KEYS[8], KEYS[9], ARGV[14], tonumber(ARGV[15]), delivered, bounced, settings)
+end
 local events = {}
-local n = tonumber(ARGV[14])
-for i = 1, n do events[i] = ARGV[14 + i] end
-local at, k = 15 + n, 8
+local n = tonumber(ARGV[17])
+for i = 1, n do events[i] = ARGV[17 + i] end
+local at, k = 18 + n, 11
 while at <= #ARGV do
   add_message({KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]},
               {unpack(ARGV, at, at + 7)}, max_events, ttl)
@@ -108,7 +117,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('XACK', KEYS[4], ARGV[2], ARGV[3])
 redis.call('XDEL', KEYS[4], ARGV[3])
-return tier
+return {tier, unpack(held)}
 """
 )
 
@@ -262,6 +271,7 @@ class DeliveryQueue:
         spooled: StoredBody | None,
         usage: Usage | None,
     ) -> object:
+        """Runs SETTLE; returns the tier that held the body, after logging a hold it made."""
         keys = [
             message_key(entry.queue_id),
             QUEUE_INDEX,
@@ -271,6 +281,9 @@ class DeliveryQueue:
             trace_key(entry.queue_id),
             # Not written when there is nothing to count.
             hour_key(usage.customer, current_hour()) if usage else message_key(entry.queue_id),
+            reputation.outcomes_key(usage.customer) if usage else message_key(entry.queue_id),
+            reputation.HELD,
+            reputation.SETTINGS,
         ]
         args: list[bytes | bytearray | str | int] = [
             mode,
@@ -286,13 +299,19 @@ class DeliveryQueue:
             usage.delivered if usage else 0,
             usage.bounced if usage else 0,
             STATS_TTL,
+            usage.customer if usage else "",
+            int(time.time() * 1000),
+            reputation.DEFAULT_SETTINGS,
             len(trace),
             *trace,
         ]
         for dsn_record, dsn_body in dsns:
             keys += message_keys(dsn_record)
             args += message_args(dsn_record, dsn_body, b"", 0, {"dsn_of": entry.queue_id}, not dsn_body.isascii())
-        return await run_script(self._redis, SETTLE, keys, args)
+        tier, *held = await run_script(self._redis, SETTLE, keys, args)
+        if usage:
+            reputation.tripped(usage.customer, held)
+        return tier
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         """Park an entry that keeps failing where only an operator moves it (`smarthostctl queue retry`)."""

@@ -18,6 +18,7 @@ from smarthost_common.spool import Spool
 from smarthost_delivery.config import DeliverySettings
 from smarthost_delivery.connections import ConnectionPool, ConnectSettings
 from smarthost_delivery.down import DownDestinations
+from smarthost_delivery.holds import HeldCustomers
 from smarthost_delivery.limiter import DestinationLimiter
 from smarthost_delivery.processor import MessageProcessor
 from smarthost_delivery.queue_ops import DeliveryQueue
@@ -78,7 +79,9 @@ async def serve(settings: DeliverySettings) -> None:
     watching = asyncio.create_task(room.run())
     queue = DeliveryQueue(redis, settings.consumer_name)
     budget = MemoryBudget(settings.delivery_memory_limit)
-    processor = MessageProcessor(queue, transport, settings, spool, room, budget)
+    holds = HeldCustomers(redis, settings.consumer_name)
+    holding = asyncio.create_task(holds.run())
+    processor = MessageProcessor(queue, transport, settings, spool, room, budget, holds)
     worker = Worker(redis, queue, processor, pool, settings, spool)
     probes = HealthServer(settings.metrics_listen)
     probes.start()
@@ -97,6 +100,7 @@ async def serve(settings: DeliverySettings) -> None:
     await worker.run(stop)
     await limiter.close()
     watching.cancel()
+    holding.cancel()
     if spool:
         await spool.close()
     await redis.aclose()

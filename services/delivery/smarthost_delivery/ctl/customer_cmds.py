@@ -1,4 +1,4 @@
-"""`smarthostctl customer stats NAME`: what one customer sent, had refused and bounced."""
+"""`smarthostctl customer stats NAME`: what one customer sent, had refused and bounced, and its breaker state."""
 
 import argparse
 import sys
@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from smarthost_common.durations import format_duration
 from smarthost_common.settings import ServiceSettings
+from smarthost_delivery.ctl import hold_cmds
 from smarthost_delivery.ctl.output import common_flags, print_json
 from smarthost_delivery.ctl.tables import table
 from smarthost_delivery.customer_report import customer_report
@@ -27,6 +28,7 @@ def register(areas: Any) -> None:
         "--hours", type=int, default=DEFAULT_HOURS, help=f"counters over this many hours (default {DEFAULT_HOURS})"
     )
     stats_parser.set_defaults(handler=stats)
+    hold_cmds.register(customer)
 
 
 async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSettings) -> int:
@@ -34,6 +36,7 @@ async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
         print("smarthostctl: --hours must be between 1 and 168 (counters are kept 8 days)", file=sys.stderr)
         return 2
     report = await customer_report(redis, args.name, args.hours)
+    breaker = await hold_cmds.reputation_report(redis, args.name)
     if args.json:
         print_json(
             {
@@ -42,10 +45,12 @@ async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
                 "window_used": report.window_used,
                 "senders": [vars(sender) for sender in report.senders],
                 **report.counts,
+                "reputation": breaker,
             }
         )
         return 0
     print(f"customer:     {report.customer}")
+    hold_cmds.print_reputation(breaker)
     print(f"window used:  {report.window_used} message(s)")
     if report.senders:
         rows = [
