@@ -19,6 +19,7 @@ ALERTS = {
     "SmarthostDeadLetters",
     "SmarthostQueueMemoryNearMark",
     "SmarthostQueueStorageFull",
+    "SmarthostCustomerHeld",
 }
 
 
@@ -94,6 +95,7 @@ def test_alerts_are_the_promised_ones_with_the_operator_s_thresholds(monitoring:
     assert by_name["SmarthostQueueMessageOld"]["expr"].endswith("> 7200")
     assert by_name["SmarthostDeadLetters"]["expr"] == 'max(smarthost_queue_messages{state="dead"}) > 0'
     assert "sum by (customer)" in by_name["SmarthostRateLimitSpike"]["expr"]
+    assert by_name["SmarthostCustomerHeld"]["expr"] == "max(smarthost_customers_held) > 0"
     # 0.8 of the default queue.memoryMax (256 MiB).
     assert by_name["SmarthostQueueMemoryNearMark"]["expr"].endswith("> 214748364")
     for rule in rules:
