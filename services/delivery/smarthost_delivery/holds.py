@@ -19,7 +19,6 @@ from typing import Any
 
 from prometheus_client import Gauge
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
 from smarthost_common import reputation
@@ -167,8 +166,9 @@ class HeldCustomers:
                 if time.monotonic() - last_sweep >= SWEEP_EVERY:
                     last_sweep = time.monotonic()
                     await self.sweep()
-            except (RedisError, OSError) as exc:
-                log.error("held customers not refreshed", extra={"error": str(exc)})
+            except Exception as exc:
+                # Kept running whatever fails: parked mail depends on this loop to leave.
+                log.error("held customers not refreshed", extra={"error": repr(exc)})
             await asyncio.sleep(REFRESH_EVERY)
 
 

@@ -3,9 +3,11 @@
 import asyncio
 import logging
 import signal
+from contextlib import suppress
 
 import dns.resolver
 import uvloop
+from redis.exceptions import RedisError
 
 from smarthost_common.dns import make_resolver
 from smarthost_common.health import HealthServer
@@ -80,6 +82,9 @@ async def serve(settings: DeliverySettings) -> None:
     queue = DeliveryQueue(redis, settings.consumer_name)
     budget = MemoryBudget(settings.delivery_memory_limit)
     holds = HeldCustomers(redis, settings.consumer_name)
+    # Known before the first message is read; when Redis is not there yet, the loop tries every second.
+    with suppress(RedisError, OSError):
+        await holds.refresh()
     holding = asyncio.create_task(holds.run())
     processor = MessageProcessor(queue, transport, settings, spool, room, budget, holds)
     worker = Worker(redis, queue, processor, pool, settings, spool)

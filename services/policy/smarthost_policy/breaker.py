@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from smarthost.policy.v1 import policy_pb2 as pb
 
 from smarthost_common import reputation
@@ -83,9 +82,9 @@ class Breaker:
                 if current is not published or time.monotonic() - last_published >= REPUBLISH_EVERY:
                     await reputation.publish(self._redis, current.settings, set(current.suspended))
                     published, last_published = current, time.monotonic()
-            except (RedisError, OSError) as exc:
-                # The last known holds stay in force; the end of DATA checks Redis itself.
-                log.warning("reputation state not refreshed", extra={"error": str(exc)})
+            except Exception as exc:
+                # The last known holds stay in force (the end of DATA checks Redis itself); tried again next time.
+                log.warning("reputation state not refreshed", extra={"error": repr(exc)})
             await asyncio.sleep(REFRESH_EVERY)
 
     async def drain(self) -> None:
