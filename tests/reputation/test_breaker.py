@@ -99,6 +99,8 @@ def test_a_customer_past_its_bounce_rate_is_held_until_released(relay: Relay, si
     other = sinks("other.test")
     wait_until(lambda: "parked" in queue_states(relay).values(), what="the deferred message parked")
     assert customer(relay, "acme")["parked"] == 1
+    stats = ctl(relay.env["SMARTHOST_REDIS_URL"], "queue", "stats")
+    assert "\nparked     1\n" in stats.stdout, stats.stdout
     wait_until(
         lambda: Scrape(delivery.metrics_port).value("smarthost_reputation_parked_messages") == 1,
         what="the parked gauge",

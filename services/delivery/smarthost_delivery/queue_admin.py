@@ -23,7 +23,7 @@ from smarthost_common.spool import Spool, SpoolError
 from smarthost_common.trace import add_trace, trace_event
 from smarthost_delivery.down import down_key
 from smarthost_delivery.dsn import Report, build_dsn
-from smarthost_delivery.holds import parked_key
+from smarthost_delivery.holds import parked_counts, parked_key
 
 # Moves a deferred or dead-lettered message to the ready stream; says where it was.
 # KEYS: message, deferred set, ready stream, dead stream; ARGV: queue id.
@@ -83,6 +83,8 @@ class QueueCounts:
     total: int
     # Seconds since the oldest queued message arrived; 0 for an empty queue.
     oldest_age_s: float
+    # Waiting while their customer is held or suspended: in none of the above.
+    parked: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ async def counts(redis: Redis) -> QueueCounts:
         groups: Any = await redis.xinfo_groups(READY_STREAM)
         in_flight = sum(int(group["pending"]) for group in groups if _text(group["name"]) == DELIVERY_GROUP)
     age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else 0.0
-    return QueueCounts(ready - in_flight, in_flight, deferred, dead, total, age)
+    parked = sum((await parked_counts(redis)).values())
+    return QueueCounts(ready - in_flight, in_flight, deferred, dead, total, age, parked)
 
 
 async def list_messages(redis: Redis, limit: int) -> list[QueuedItem]:

@@ -64,6 +64,7 @@ async def stats(redis: Redis, args: argparse.Namespace, settings: ServiceSetting
         ["in flight", str(counts.in_flight)],
         ["deferred", str(counts.deferred)],
         ["dead", str(counts.dead)],
+        *([["parked", str(counts.parked)]] if counts.parked else []),
         ["total", str(counts.total)],
         ["oldest age", approx(counts.oldest_age_s) if counts.total else "-"],
         ["memory", f"{tiers.memory_messages} messages, {tiers.memory_bytes} bytes (Redis)"],
