@@ -224,9 +224,12 @@ class MessageProcessor:
         Returns the recipients that failed permanently in this attempt, and how many were delivered.
         """
         groups = destinations(record)
-        results = await asyncio.gather(
-            *(self._transport.deliver(destination, record.mail_from, body) for destination in groups)
-        )
+        deliver = self._transport.deliver
+        if len(groups) == 1:
+            # Most mail has one destination: no task of its own for it.
+            results = [await deliver(groups[0], record.mail_from, body)]
+        else:
+            results = await asyncio.gather(*(deliver(destination, record.mail_from, body) for destination in groups))
         outcomes: dict[str, Outcome] = {}
         for result in results:
             outcomes.update(result)
