@@ -29,7 +29,7 @@ import base64
 import binascii
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, AnyStr
 
@@ -245,6 +245,13 @@ class RelaySMTP(SMTP):
             self._arm(self._deadline)
         else:
             self._timeout_cb()
+
+    def _call_handler_hook(self, command: str, *args: Any) -> Coroutine[Any, Any, Any]:
+        """The hook's own coroutine, to be awaited by the caller: aiosmtpd's wraps it in one more."""
+        hook = self._handle_hooks.get(command)
+        if hook is None:
+            return _missing()
+        return hook(self, self.session, self.envelope, *args)  # type: ignore[no-any-return]
 
     def _timeout_cb(self) -> None:
         log.info("session timed out", extra={"client_ip": self._relay_session().client_ip})
@@ -761,7 +768,7 @@ class RelaySMTP(SMTP):
 
 
 _COMMANDS: dict[type, dict[str, Callable[..., Awaitable[None]]]] = {}
-_HOOKS: "weakref.WeakKeyDictionary[Any, dict[str, Callable[..., Awaitable[Any]]]]" = weakref.WeakKeyDictionary()
+_HOOKS: "weakref.WeakKeyDictionary[Any, dict[str, Callable[..., Any]]]" = weakref.WeakKeyDictionary()
 
 
 def _commands(cls: type) -> dict[str, Callable[..., Awaitable[None]]]:
@@ -772,12 +779,16 @@ def _commands(cls: type) -> dict[str, Callable[..., Awaitable[None]]]:
     return commands
 
 
-def _hooks(handler: Any) -> dict[str, Callable[..., Awaitable[Any]]]:
+def _hooks(handler: Any) -> dict[str, Callable[..., Any]]:
     """The handler's `handle_*` hooks by command, bound once per handler."""
     hooks = _HOOKS.get(handler)
     if hooks is None:
         hooks = _HOOKS[handler] = {n[7:]: getattr(handler, n) for n in dir(handler) if n.startswith("handle_")}
     return hooks
+
+
+async def _missing() -> object:
+    return MISSING
 
 
 def _declared_size(options: list[str]) -> int:

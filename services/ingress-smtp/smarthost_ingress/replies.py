@@ -53,9 +53,12 @@ def normalized(line: str) -> str:
     STARTTLS, intermediate 3xx replies and EHLO continuation lines keep their
     form.
     """
-    line = printable(line)
+    if not (line.isascii() and line.isprintable()):
+        line = printable(line)
+    if line[3:4] == "-" or _HAS_ENHANCED.match(line):
+        return line
     match = _FINAL.match(line)
-    if match is None or _HAS_ENHANCED.match(line) or line[3:4] == "-":
+    if match is None:
         return line
     code = match.group(1) + match.group(2)
     enhanced = _DEFAULT_ENHANCED.get(code)
