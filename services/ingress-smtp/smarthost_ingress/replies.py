@@ -34,6 +34,9 @@ _DEFAULT_ENHANCED = {
 
 def printable(text: str) -> str:
     """Client-supplied text made safe to echo in a reply or a header."""
+    # Nearly all text is printable ASCII already: checked without the regular expression.
+    if text.isascii() and text.isprintable():
+        return text
     return _UNPRINTABLE.sub("?", text)
 
 
@@ -53,8 +56,7 @@ def normalized(line: str) -> str:
     STARTTLS, intermediate 3xx replies and EHLO continuation lines keep their
     form.
     """
-    if not (line.isascii() and line.isprintable()):
-        line = printable(line)
+    line = printable(line)
     if line[3:4] == "-" or _HAS_ENHANCED.match(line):
         return line
     match = _FINAL.match(line)
