@@ -28,9 +28,9 @@ import asyncio
 import base64
 import binascii
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, AnyStr
 
 from aiosmtpd.proxy_protocol import get_proxy
@@ -768,7 +768,6 @@ class RelaySMTP(SMTP):
 
 
 _COMMANDS: dict[type, dict[str, Callable[..., Awaitable[None]]]] = {}
-_HOOKS: "weakref.WeakKeyDictionary[Any, dict[str, Callable[..., Any]]]" = weakref.WeakKeyDictionary()
 
 
 def _commands(cls: type) -> dict[str, Callable[..., Awaitable[None]]]:
@@ -779,12 +778,10 @@ def _commands(cls: type) -> dict[str, Callable[..., Awaitable[None]]]:
     return commands
 
 
+@lru_cache(maxsize=1)
 def _hooks(handler: Any) -> dict[str, Callable[..., Any]]:
-    """The handler's `handle_*` hooks by command, bound once per handler."""
-    hooks = _HOOKS.get(handler)
-    if hooks is None:
-        hooks = _HOOKS[handler] = {n[7:]: getattr(handler, n) for n in dir(handler) if n.startswith("handle_")}
-    return hooks
+    """The handler's `handle_*` hooks by command, bound once: a process's connections share one handler."""
+    return {n[7:]: getattr(handler, n) for n in dir(handler) if n.startswith("handle_")}
 
 
 async def _missing() -> object:
