@@ -42,7 +42,7 @@ def test_unexpected_errors_are_451_4_3_0(rpc: str, request_: Any) -> None:
         redis = Redis.from_url("redis://127.0.0.1:9/0")
         breaker = Breaker(redis, BreakerSettings)
         service = PolicyService(
-            broken_index, broken_users, routability, RateLimiter(redis), CustomerUsage(redis), breaker
+            broken_index, broken_users, routability, RateLimiter(redis, timeout=2.0), CustomerUsage(redis), breaker
         )
         response = await getattr(service, rpc)(request_, cast(Any, None))
         return cast(pb.Verdict, response.verdict)
