@@ -201,13 +201,12 @@ class RelayHandler:
         its session open (a cached connection) must not be refused for good.
         """
         kept = session.connection
-        if kept is None or refresh or kept.verdict.action == pb.ACTION_TEMPFAIL:
-            request = pb.CheckConnectionRequest(
-                session=pb.Session(
-                    client_ip=session.client_ip, helo=session.host_name or "", auth_user=session.auth_user
-                )
-            )
-            session.connection = await self._policy.check_connection(request)
+        if kept is not None and not refresh and kept.verdict.action != pb.ACTION_TEMPFAIL:
+            return kept
+        request = pb.CheckConnectionRequest(
+            session=pb.Session(client_ip=session.client_ip, helo=session.host_name or "", auth_user=session.auth_user)
+        )
+        session.connection = await self._policy.check_connection(request)
         return session.connection
 
     @staticmethod
