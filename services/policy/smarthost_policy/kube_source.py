@@ -18,7 +18,7 @@ from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from smarthost_policy.policy_file import Customer
+from smarthost_policy.policy_file import FROM_RESOURCE, Customer
 from smarthost_policy.policy_store import PolicyStore
 
 log = logging.getLogger("smarthost.policy")
@@ -155,7 +155,7 @@ def _key(item: dict[str, Any]) -> str:
 
 def _customer(item: dict[str, Any]) -> Customer | None:
     try:
-        return Customer.model_validate(item.get("spec") or {})
+        return Customer.model_validate(item.get("spec") or {}, context=FROM_RESOURCE)
     except ValidationError as exc:
         log.error(
             "relaycustomer refused, its last good version stays in force",

@@ -9,11 +9,16 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from smarthost_common.dkim import SELECTOR
 from smarthost_common.settings import Duration
+from smarthost_policy.addresses import BadAddress, ascii_domain
 from smarthost_policy.passwords import parse_hash
+
+# Validation context of a RelayCustomer's spec: its DKIM keys come from Secrets, never from files.
+FROM_RESOURCE = {"resource": True}
 
 
 class _Schema(BaseModel):
@@ -45,6 +50,41 @@ class User(_Schema):
         return value
 
 
+class DkimKey(_Schema):
+    """A domain the customer signs for: `keyFile` in a policy file, `secretName`/`secretKey` in a RelayCustomer."""
+
+    domain: str
+    selector: str
+    key_file: Path | None = None
+    secret_name: str | None = Field(default=None, min_length=1)
+    secret_key: str | None = Field(default=None, min_length=1)
+
+    @field_validator("domain")
+    @classmethod
+    def _is_a_domain(cls, value: str) -> str:
+        try:
+            return ascii_domain(value)
+        except BadAddress as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("selector")
+    @classmethod
+    def _is_a_label(cls, value: str) -> str:
+        if not SELECTOR.match(value):
+            raise ValueError(f"{value!r} is not a DNS label (letters, digits, inner hyphens, at most 63)")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _one_key_source(self, info: ValidationInfo) -> "DkimKey":
+        from_secret = self.secret_name is not None or self.secret_key is not None
+        if info.context == FROM_RESOURCE:
+            if self.key_file is not None or self.secret_name is None or self.secret_key is None:
+                raise ValueError(f"DKIM key of {self.domain}: a RelayCustomer names secretName and secretKey")
+        elif self.key_file is None or from_secret:
+            raise ValueError(f"DKIM key of {self.domain}: a policy file names keyFile (secrets are for RelayCustomers)")
+        return self
+
+
 class Customer(_Schema):
     name: str = Field(min_length=1)
     # Hosts with fixed addresses relay from these; others log in as one of `users`.
@@ -54,11 +94,22 @@ class Customer(_Schema):
     rate_limit: RateLimit | None = None
     require_mx: bool | None = None
     max_recipients: PositiveInt | None = None
+    # The From: domains whose mail is signed, with their keys.
+    dkim: list[DkimKey] = []
 
     @model_validator(mode="after")
     def _networks_or_users(self) -> "Customer":
         if not self.networks and not self.users:
             raise ValueError(f"customer {self.name!r} needs networks, users or both")
+        return self
+
+    @model_validator(mode="after")
+    def _one_dkim_key_per_selector(self) -> "Customer":
+        # A domain may have several keys (RSA and Ed25519 side by side), each under its own selector.
+        names = [f"{key.selector}._domainkey.{key.domain}" for key in self.dkim]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"customer {self.name!r}: one DKIM key per selector and domain: {', '.join(duplicates)}")
         return self
 
     def limits(self, defaults: Limits) -> Limits:
