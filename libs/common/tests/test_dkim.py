@@ -4,12 +4,22 @@ import base64
 import re
 from pathlib import Path
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dkim.util import parse_tag_value
 
-from smarthost_common.dkim import DkimKey, DkimKeyError, from_domain, key_from_bytes, load_key, record_mismatch, sign
+from smarthost_common.dkim import (
+    DkimKey,
+    DkimKeyError,
+    _Signer,
+    from_domain,
+    key_from_bytes,
+    load_key,
+    record_mismatch,
+    sign,
+)
 
 # cryptography makes no RSA key this short; a throwaway one made with openssl.
 RSA_512 = b"""-----BEGIN PRIVATE KEY-----
@@ -125,3 +135,23 @@ def test_a_record_is_compared_key_by_key() -> None:
     assert record_mismatch(key, b"v=DKIM1; k=ed25519; p=") == "the record revokes its key (empty p=)"
     assert "k=rsa" in (record_mismatch(key, f"v=DKIM1; p={key.public}".encode()) or "")
     assert "not a DKIM key record" in (record_mismatch(key, b"v=spf1 -all") or "")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        MESSAGE,
+        MESSAGE + b"\r\n\r\n",
+        b"From: a@acme.test\r\nSubject: x\r\n\r\n",
+        b"From: a@acme.test\r\nSubject: folded\r\n  on\r\n\r\nbody\r\n\r\nmore \t \r\n",
+        b"From: a@acme.test\nSubject: bare LF\n\nbody\n",
+        b"From: a@acme.test\r\nSubject: one bare LF\r\n\r\nbody\nmore\r\n",
+        b"\r\nno header\r\n",
+        b"\r\nno header\r\n\r\nbut a blank line\r\n",
+        b"From: a@acme.test\r\n",
+    ],
+)
+def test_the_shortcut_parse_gives_what_dkimpy_parses(message: bytes) -> None:
+    """The signer skips splitting a CRLF body into lines: the result must be dkimpy's own."""
+    ours, theirs = _Signer(message), dkim.DKIM(message)
+    assert (ours.headers, ours.body) == (theirs.headers, theirs.body)
