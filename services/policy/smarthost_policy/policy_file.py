@@ -12,9 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from smarthost_common.dkim import SELECTOR
 from smarthost_common.settings import Duration
-from smarthost_policy.addresses import BadAddress, ascii_domain
+from smarthost_policy.addresses import LDH_LABEL, BadAddress, ascii_domain
 from smarthost_policy.passwords import parse_hash
 
 # Validation context of a RelayCustomer's spec: its DKIM keys come from Secrets, never from files.
@@ -70,7 +69,7 @@ class DkimKey(_Schema):
     @field_validator("selector")
     @classmethod
     def _is_a_label(cls, value: str) -> str:
-        if not SELECTOR.match(value):
+        if not LDH_LABEL.match(value.lower()):
             raise ValueError(f"{value!r} is not a DNS label (letters, digits, inner hyphens, at most 63)")
         return value.lower()
 
