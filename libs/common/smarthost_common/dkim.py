@@ -158,13 +158,18 @@ def record_mismatch(key: DkimKey, record: bytes) -> str | None:
 def sign(message: bytes, keys: Sequence[DkimKey]) -> bytes | None:
     """The `DKIM-Signature` header(s), CRLF-terminated, to put before the message; or None.
 
-    None when the From: header does not name exactly one address, or when
-    that address's domain is not the domain of one of `keys`. A domain with
-    several keys (RSA and Ed25519, as RFC 8463 advises) gets one signature each.
+    None when the header cannot be parsed, when the From: header does not
+    name exactly one address, or when that address's domain is not the
+    domain of one of `keys`. A domain with several keys (RSA and Ed25519,
+    as RFC 8463 advises) gets one signature each.
     """
     if not keys:
         return None
-    signer = _Signer(message, linesep=b"\r\n")
+    try:
+        signer = _Signer(message, linesep=b"\r\n")
+    except dkim.MessageFormatError:
+        # A header line that is no header field: no receiver could verify a signature over it.
+        return None
     domain = from_domain([value for name, value in signer.headers if name.lower() == b"from"])
     matching = [key for key in keys if key.domain == domain]
     if not matching:

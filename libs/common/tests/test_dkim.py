@@ -114,6 +114,7 @@ def test_only_the_customers_domains_are_signed() -> None:
     assert sign(MESSAGE.replace(b"From: Alice <alice@acme.test>\r\n", b""), [key]) is None
     # A subdomain is another domain: it needs its own entry.
     assert sign(MESSAGE.replace(b"@acme.test", b"@mail.acme.test"), [key]) is None
+    assert sign(MESSAGE.replace(b"To: ", b"To "), [key]) is None
     signature = sign(MESSAGE, [ed25519_key("other.test"), key])
     assert signature is not None and signature.endswith(b"\r\n")
     tags = parse_tag_value(signature.removeprefix(b"DKIM-Signature:"))
