@@ -1,19 +1,35 @@
-"""A customer's `dkim` entries are checked when the policy service starts; a bad one names its setting."""
+"""A customer's `dkim` entries and key files are checked when the policy service starts; a bad one names its setting."""
 
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from support.processes import ProcessGroup
 from support.relay import BIN, Relay
 
 CUSTOMER = "customers:\n  - name: acme\n    networks: [127.0.0.1/32]\n    dkim:\n"
-GOOD = "      - {domain: acme.test, selector: rsa2026, keyFile: /etc/smarthost/dkim/acme.pem}\n"
+# Relative key files are found beside the policy file.
+GOOD = "      - {domain: acme.test, selector: rsa2026, keyFile: acme.pem}\n"
+
+
+@pytest.fixture(autouse=True)
+def key_files(tmp_path: Path) -> None:
+    for name, private in (
+        ("acme.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("acme-ed.pem", ed25519.Ed25519PrivateKey.generate()),
+    ):
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (tmp_path / name).write_bytes(pem)
+    (tmp_path / "not-a-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
 
 
 def test_a_customer_with_dkim_keys_is_served(policy_relay: Relay, tmp_path: Path) -> None:
     policy = tmp_path / "dkim-policy.yaml"
-    ed25519 = "      - {domain: acme.test, selector: ed2026, keyFile: /etc/smarthost/dkim/acme-ed.pem}\n"
-    policy.write_text(CUSTOMER + GOOD + ed25519)
+    ed25519_key = f"      - {{domain: acme.test, selector: ed2026, keyFile: {tmp_path / 'acme-ed.pem'}}}\n"
+    policy.write_text(CUSTOMER + GOOD + ed25519_key)
     policy_relay.start_policy(SMARTHOST_POLICY_FILE=str(policy))
 
 
@@ -28,6 +44,8 @@ def test_a_customer_with_dkim_keys_is_served(policy_relay: Relay, tmp_path: Path
         ("{domain: acme.test, selector: s1, secretName: acme, secretKey: s1.pem}", "a policy file names keyFile"),
         ("{domain: acme.test, selector: s1, keyFile: /k.pem, key: x}", "customers.0.dkim.1.key"),
         ("{domain: ACME.test, selector: RSA2026, keyFile: /k.pem}", "rsa2026._domainkey.acme.test"),
+        ("{domain: acme.test, selector: s1, keyFile: missing.pem}", "customers.0.dkim.1.keyFile"),
+        ("{domain: acme.test, selector: s1, keyFile: not-a-key.pem}", "customers.0.dkim.1.keyFile"),
     ],
 )
 def test_a_bad_dkim_entry_stops_the_service_naming_it(

@@ -9,7 +9,16 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from smarthost_common.settings import Duration
@@ -57,6 +66,21 @@ class DkimKey(_Schema):
     key_file: Path | None = None
     secret_name: str | None = Field(default=None, min_length=1)
     secret_key: str | None = Field(default=None, min_length=1)
+    # The key's bytes, once read from its file or Secret and checked (`use_private_key`); never in the schema.
+    _private_key: bytes = PrivateAttr(default=b"")
+
+    @property
+    def private_key(self) -> bytes:
+        return self._private_key
+
+    def use_private_key(self, data: bytes) -> None:
+        """Check `data` is a key DKIM can sign with, and keep it; raises ValueError saying why not."""
+        # Imported here: dkimpy and its crypto bindings cost every policy process start-up time,
+        # which only a policy with DKIM keys needs to pay.
+        from smarthost_common.dkim import key_from_bytes
+
+        key_from_bytes(self.domain, self.selector, data)
+        self._private_key = data
 
     @field_validator("domain")
     @classmethod
@@ -146,6 +170,23 @@ def parse_policy(content: bytes, source: str) -> PolicyFile:
     except yaml.YAMLError as exc:
         raise ValueError(f"{source}: {exc}") from exc
     try:
-        return PolicyFile.model_validate(data)
+        policy = PolicyFile.model_validate(data)
+        _read_key_files(policy, Path(source).parent)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from exc
+    return policy
+
+
+def _read_key_files(policy: PolicyFile, folder: Path) -> None:
+    """Read and check every DKIM key file now, so a bad one stops start-up (or a reload) naming its setting."""
+    for i, customer in enumerate(policy.customers):
+        for j, key in enumerate(customer.dkim):
+            assert key.key_file is not None  # the schema requires it in a policy file
+            # A relative keyFile is found beside the policy file.
+            path = folder / key.key_file
+            try:
+                key.use_private_key(path.read_bytes())
+            except OSError as exc:
+                raise ValueError(f"customers.{i}.dkim.{j}.keyFile: {path}: {exc.strerror or exc}") from None
+            except ValueError as exc:
+                raise ValueError(f"customers.{i}.dkim.{j}.keyFile: {path}: {exc}") from None
