@@ -155,7 +155,7 @@ def record_mismatch(key: DkimKey, record: bytes) -> str | None:
     return None if same else "the record publishes a different key"
 
 
-def sign(message: bytes, keys: Sequence[DkimKey]) -> bytes | None:
+def sign(message: bytes | bytearray, keys: Sequence[DkimKey]) -> bytes | None:
     """The `DKIM-Signature` header(s), CRLF-terminated, to put before the message; or None.
 
     None when the header cannot be parsed, when the From: header does not
@@ -191,7 +191,7 @@ class _Signer(dkim.DKIM):  # type: ignore[misc]
 
     openssl_key: rsa.RSAPrivateKey | None = None
 
-    def set_message(self, message: bytes) -> None:
+    def set_message(self, message: bytes | bytearray) -> None:
         # dkimpy splits the whole message into lines and joins the body's again
         # with CRLF; with CRLF line ends only, the body is the bytes after the
         # first empty line already, and only the header needs parsing.
