@@ -70,8 +70,11 @@ def test_policy_may_watch_relay_customers(rendered: Rendered) -> None:
     role = rendered.get("Role", "policy")
     binding = rendered.get("RoleBinding", "policy")
     account = rendered.get("ServiceAccount", "policy")
+    # Secrets only to read RelayCustomers' DKIM keys; a policy file's keys are mounted.
+    secrets = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     assert role["rules"] == [
-        {"apiGroups": ["smarthost.io"], "resources": ["relaycustomers"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": ["smarthost.io"], "resources": ["relaycustomers"], "verbs": ["get", "list", "watch"]},
+        *(secrets if rendered.values["policy"]["source"] == "kubernetes" else []),
     ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "mail"}]
