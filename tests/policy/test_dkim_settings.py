@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from support.policy_grpc import PolicyProbe
 from support.processes import ProcessGroup
 from support.relay import BIN, Relay
+from support.waiting import wait_until
 
 CUSTOMER = "customers:\n  - name: acme\n    networks: [127.0.0.1/32]\n    dkim:\n"
 # Relative key files are found beside the policy file.
@@ -58,3 +60,21 @@ def test_a_bad_dkim_entry_stops_the_service_naming_it(
     assert process.wait(30) != 0
     assert "configuration error: SMARTHOST_POLICY_FILE" in process.log()
     assert named in process.log()
+
+
+def test_a_reload_with_a_bad_key_file_keeps_the_last_good_keys(
+    policy_relay: Relay, processes: ProcessGroup, tmp_path: Path
+) -> None:
+    policy_file = tmp_path / "dkim-policy.yaml"
+    policy_file.write_text(CUSTOMER + GOOD)
+    policy = policy_relay.start_policy(SMARTHOST_POLICY_FILE=str(policy_file), SMARTHOST_POLICY_RELOAD_INTERVAL="0.2s")
+    probe = PolicyProbe(policy.address)
+    try:
+        rsa_pem = (tmp_path / "acme.pem").read_bytes()
+        assert probe.dkim_keys("127.0.0.1", "acme.test") == [("acme.test", "rsa2026", rsa_pem)]
+        policy_file.write_text(CUSTOMER + GOOD + "      - {domain: acme.test, selector: s1, keyFile: missing.pem}\n")
+        wait_until(lambda: "customers.0.dkim.1.keyFile" in policy.process.log(), what="the refusal logged")
+        assert "policy file refused" in policy.process.log()
+        assert probe.dkim_keys("127.0.0.1", "acme.test") == [("acme.test", "rsa2026", rsa_pem)]
+    finally:
+        probe.close()
