@@ -21,8 +21,9 @@ log = logging.getLogger("smarthost.ingress")
 
 # A From: field with its continuation lines, in a header whose lines end in CRLF.
 _FROM_FIELD = re.compile(rb"^from[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
-# Larger messages are signed on a thread: 20 MiB takes over a second of CPU, which
-# would stop every other session of this process for as long.
+# Larger messages are signed on a thread, one at a time: 20 MiB takes over a second of CPU,
+# which would stop every other session of this process for as long, and twice its size in
+# copies while canonicalized, which the DATA memory budget does not count.
 INLINE_MAX = 256 * 1024
 # Parsed keys kept; far more than the selectors in use, and a bound should a policy churn through keys.
 KEYS_KEPT = 256
@@ -42,6 +43,7 @@ def from_header_domain(content: bytearray) -> str:
 class Signer:
     def __init__(self) -> None:
         self._keys: dict[tuple[str, str, bytes], DkimKey] = {}
+        self._large = asyncio.Semaphore(1)
 
     async def sign(self, queue_id: str, content: bytearray, keys: Sequence[pb.DkimKey]) -> tuple[bytes, str]:
         """The DKIM-Signature header(s) to prepend, and the signatures as the log names them (`domain/selector`).
@@ -55,7 +57,8 @@ class Signer:
         try:
             parsed = [self._key(key) for key in keys]
             if len(content) > INLINE_MAX:
-                header = await asyncio.to_thread(sign, content, parsed)
+                async with self._large:
+                    header = await asyncio.to_thread(sign, content, parsed)
             else:
                 header = sign(content, parsed)
         except Exception as exc:

@@ -1,6 +1,7 @@
 """The ingress signs with the keys the policy hands over, parses each key once, and never loses a message to it."""
 
 import asyncio
+import time
 from unittest import mock
 
 import dkim
@@ -73,3 +74,26 @@ def test_a_bad_key_queues_the_message_unsigned(caplog: pytest.LogCaptureFixture)
     assert asyncio.run(Signer().sign("q1", bytearray(HEADER), [bad])) == (b"", "")
     assert count("error") == errors + 1
     assert "DKIM signing failed, queued unsigned" in caplog.text
+
+
+def test_large_messages_are_signed_one_at_a_time() -> None:
+    """Each holds twice its size in copies while signed, outside the DATA memory budget."""
+    running: list[int] = []
+    active = 0
+
+    def slow_sign(message: bytearray, keys: object) -> bytes:
+        nonlocal active
+        active += 1
+        running.append(active)
+        time.sleep(0.05)
+        active -= 1
+        return b"DKIM-Signature: x\r\n"
+
+    async def both() -> None:
+        signer = Signer()
+        large = bytearray(HEADER + b"x" * INLINE_MAX)
+        await asyncio.gather(*(signer.sign(f"q{n}", large, [KEY]) for n in range(3)))
+
+    with mock.patch.object(signing, "sign", slow_sign):
+        asyncio.run(both())
+    assert running == [1, 1, 1]
