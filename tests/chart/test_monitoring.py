@@ -19,6 +19,7 @@ ALERTS = {
     "SmarthostDeadLetters",
     "SmarthostQueueMemoryNearMark",
     "SmarthostQueueStorageFull",
+    "SmarthostDkimSigningErrors",
 }
 
 
