@@ -9,7 +9,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from smarthost.policy.v1 import policy_pb2 as pb
 
+from smarthost_policy.auth import Users
 from smarthost_policy.customers import CustomerIndex
+from smarthost_policy.passwords import hash_password
 from smarthost_policy.policy_file import load_policy
 from smarthost_policy.service import PolicyService
 
@@ -75,3 +77,16 @@ def test_check_message_hands_over_the_from_domains_keys_on_accept_only(tmp_path:
     refused = check("acme.test", size=10**9)
     assert refused.verdict.action == pb.ACTION_REJECT
     assert not refused.dkim
+
+
+def test_a_submission_users_customer_signs_as_well(tmp_path: Path) -> None:
+    (tmp_path / "ed.pem").write_bytes(ED25519_PEM)
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "customers:\n  - name: roaming\n    users:\n"
+        f"      - {{name: laptop@roaming, passwordHash: '{hash_password('secret')}'}}\n"
+        "    dkim:\n      - {domain: roaming.test, selector: ed2026, keyFile: ed.pem}\n"
+    )
+    match = Users(load_policy(path)).lookup("laptop@roaming")
+    assert match is not None
+    assert [key.selector for key in match.dkim["roaming.test"]] == ["ed2026"]
