@@ -1,10 +1,13 @@
 """The rate limit script against a real Redis: a sliding window, refusals not counted, the customer's counters kept."""
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from support.redis_server import RedisServer
 
 from smarthost_common.customer_stats import current_hour, hour_key, senders_key
@@ -17,7 +20,7 @@ KEY = "smarthost:rate:ip:192.0.2.1"
 def test_window_slides_from_the_oldest_message(redis_server: RedisServer) -> None:
     async def scenario() -> None:
         redis = Redis.from_url(redis_server.url)
-        limiter = RateLimiter(redis)
+        limiter = RateLimiter(redis, timeout=2.0)
         limit = RateLimit(messages=2, per=6)
         assert (await limiter.count(KEY, limit, "first", "acme")).accepted
         await asyncio.sleep(3)
@@ -44,5 +47,40 @@ def test_window_slides_from_the_oldest_message(redis_server: RedisServer) -> Non
         assert await redis.hgetall(senders_key("acme")) == {KEY.encode(): b"2/6000"}
         assert 0 < await redis.pttl(senders_key("acme")) <= 6000
         await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_counts_after_redis_forgot_the_script_and_releases(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        redis = Redis.from_url(redis_server.url)
+        limiter = RateLimiter(redis, timeout=2.0)
+        limit = RateLimit(messages=5, per=60)
+        assert (await limiter.count(KEY, limit, "first", "acme")).count == 1
+        # As after a Redis restart: the script goes again as text.
+        await redis.script_flush()
+        assert (await limiter.count(KEY, limit, "second", "acme")).count == 2
+        assert await limiter.release(KEY, "second")
+        assert not await limiter.release(KEY, "second")
+        assert await redis.zrange(KEY, 0, -1) == [b"first"]
+        await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_redis_that_does_not_answer_fails_within_the_timeout() -> None:
+    async def scenario() -> None:
+        # Accepts connections and never answers.
+        silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        redis = Redis.from_url(f"redis://127.0.0.1:{port}")
+        limiter = RateLimiter(redis, timeout=0.3)
+        started = time.monotonic()
+        # One retry on a fresh connection, as for a lost one: two deadlines at most.
+        with pytest.raises(RedisError):
+            await limiter.count(KEY, RateLimit(messages=5, per=60), "first", "acme")
+        assert time.monotonic() - started < 1.5
+        await redis.aclose()
+        silent.close()
 
     asyncio.run(scenario())

@@ -18,6 +18,8 @@ from smarthost_common.settings import ServiceSettings
 
 def connect(settings: ServiceSettings, **options: Any) -> Redis:
     """A client for the queue's Redis; `options` are redis-py connection options (timeouts, retry)."""
+    # No CLIENT SETINFO: it costs a round trip and a read of redis-py's package metadata per new connection.
+    options.setdefault("driver_info", None)
     if not settings.redis_sentinels:
         return Redis.from_url(settings.redis_url, **options)
     parsed: dict[str, Any] = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]

@@ -16,6 +16,8 @@ from redis.asyncio.client import Pipeline
 TRACE_TTL = 7 * 86400
 # Events kept per message: enough for days of retries, small enough to ignore.
 TRACE_MAX_EVENTS = 200
+# Built once: json.dumps with options builds a new encoder for every event.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 def trace_key(queue_id: str) -> str:
@@ -24,7 +26,7 @@ def trace_key(queue_id: str) -> str:
 
 def trace_event(event: str, **fields: object) -> str:
     """One event as stored: its name, the time (Unix ms) and its fields."""
-    return json.dumps({"ts_ms": int(time.time() * 1000), "event": event, **fields}, default=str)
+    return _ENCODER.encode({"ts_ms": int(time.time() * 1000), "event": event, **fields})
 
 
 def add_trace(pipe: Pipeline, queue_id: str, *events: str) -> None:

@@ -36,7 +36,7 @@ from smarthost_delivery.metrics import (
     SPOOL_ERRORS,
     TRACE_DROPPED,
 )
-from smarthost_delivery.queue_ops import DeliveryQueue, Entry, Usage
+from smarthost_delivery.queue_ops import DeliveryQueue, Entry, Loaded, Usage
 from smarthost_delivery.retry import next_wait
 from smarthost_delivery.smtp_transaction import Outcome
 from smarthost_delivery.transport import Destination, DomainTransport
@@ -84,8 +84,17 @@ class MessageProcessor:
         self._spool = spool
         self._room = room
 
+    def needs_dead_letter_check(self, entry: Entry) -> bool:
+        """Handed out often enough that `process` must look at it before reading its message."""
+        return entry.deliveries > self._settings.dead_letter_after
+
+    @staticmethod
+    def load_request(entry: Entry) -> tuple[str, int]:
+        """What `DeliveryQueue.load` reads for the entry: a retry reads no body until DATA."""
+        return entry.queue_id, 0 if entry.retry else EAGER_BODY_MAX
+
     async def process(self, entry: Entry) -> None:
-        if entry.deliveries > self._settings.dead_letter_after and await self._queue.exists(entry.queue_id):
+        if self.needs_dead_letter_check(entry) and await self._queue.exists(entry.queue_id):
             # Workers kept dying (or failing) on this entry: stop feeding it to
             # them, before even reading it, as reading may be what fails.
             reason = f"handed to workers {entry.deliveries} times without being settled"
@@ -93,7 +102,11 @@ class MessageProcessor:
             DEAD_LETTERED.inc()
             log.error("message moved to the dead-letter stream", extra={"queue_id": entry.queue_id, "reason": reason})
             return
-        loaded = await self._queue.load(entry.queue_id, 0 if entry.retry else EAGER_BODY_MAX)
+        (loaded,) = await self._queue.load([self.load_request(entry)])
+        await self.attempt(entry, loaded)
+
+    async def attempt(self, entry: Entry, loaded: Loaded) -> None:
+        """One attempt of a message `DeliveryQueue.load` read (`load_request`), with others or alone."""
         if loaded is None:
             log.info("message already settled or deleted", extra={"queue_id": entry.queue_id})
             await self._queue.drop_entry(entry)
@@ -211,9 +224,12 @@ class MessageProcessor:
         Returns the recipients that failed permanently in this attempt, and how many were delivered.
         """
         groups = destinations(record)
-        results = await asyncio.gather(
-            *(self._transport.deliver(destination, record.mail_from, body) for destination in groups)
-        )
+        deliver = self._transport.deliver
+        if len(groups) == 1:
+            # Most mail has one destination: no task of its own for it.
+            results = [await deliver(groups[0], record.mail_from, body)]
+        else:
+            results = await asyncio.gather(*(deliver(destination, record.mail_from, body) for destination in groups))
         outcomes: dict[str, Outcome] = {}
         for result in results:
             outcomes.update(result)

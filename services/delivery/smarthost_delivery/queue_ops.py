@@ -45,16 +45,22 @@ end
 return #due
 """
 
-# A message's record, where its body is, and the body itself when it is in
-# the memory tier and at most ARGV[1] bytes: one round trip for the common
-# case, where the transaction needs the bytes anyway.
-# KEYS: message; ARGV: largest body to return. Returns record, spooled, eightbit, body size, body.
+# Each message's record, where its body is, and the body itself when it is
+# in the memory tier and at most its ARGV bytes: one round trip for all the
+# entries of a read, and the common case, where the transaction needs the
+# bytes anyway, reads nothing more.
+# KEYS: messages; ARGV: largest body to return for each.
+# Returns per message: record, spooled, eightbit, body size, body.
 LOAD = """#!lua flags=no-writes,allow-oom
-local found = redis.call('HMGET', KEYS[1], 'record', 'spooled', 'eightbit')
-local size = redis.call('HSTRLEN', KEYS[1], 'body')
-local body = false
-if size > 0 and size <= tonumber(ARGV[1]) then body = redis.call('HGET', KEYS[1], 'body') end
-return {found[1], found[2], found[3], size, body}
+local loaded = {}
+for i, key in ipairs(KEYS) do
+  local found = redis.call('HMGET', key, 'record', 'spooled', 'eightbit')
+  local size = redis.call('HSTRLEN', key, 'body')
+  local body = false
+  if size > 0 and size <= tonumber(ARGV[i]) then body = redis.call('HGET', key, 'body') end
+  loaded[i] = {found[1], found[2], found[3], size, body}
+end
+return loaded
 """
 
 # Settles one attempt in one step: queues its DSNs, appends its trace, adds
@@ -126,6 +132,10 @@ redis.call('XDEL', KEYS[2], ARGV[5])
 return 1
 """
 )
+
+
+# A message's record, where its body is, and the body when it came with the record; None when gone.
+Loaded = tuple[QueuedMessage, StoredBody, bytes | None] | None
 
 
 @dataclass(frozen=True)
@@ -208,18 +218,16 @@ class DeliveryQueue:
     async def exists(self, queue_id: str) -> bool:
         return bool(await self._redis.exists(message_key(queue_id)))
 
-    async def load(self, queue_id: str, body_max: int) -> tuple[QueuedMessage, StoredBody, bytes | None] | None:
-        """The record, where the body is, and the body when it is in memory and at most `body_max` bytes.
+    async def load(self, requests: list[tuple[str, int]]) -> list[Loaded]:
+        """Per (queue id, largest body to return): the record, where the body is, and the body when it
+        is in memory and at most that many bytes; None for a message that is gone.
 
         A larger body is read only when a transaction needs it (`read_body`).
         """
-        record, spooled, eight_bit, memory_size, data = await run_script(
-            self._redis, LOAD, [message_key(queue_id)], [body_max]
+        found = await run_script(
+            self._redis, LOAD, [message_key(queue_id) for queue_id, _ in requests], [limit for _, limit in requests]
         )
-        stored = stored_body(spooled, eight_bit, int(memory_size))
-        if not isinstance(record, bytes) or stored is None:
-            return None
-        return QueuedMessage.FromString(record), stored, data if isinstance(data, bytes) else None
+        return [_loaded(*item) for item in found]
 
     async def read_body(self, queue_id: str) -> bytes | None:
         """A memory-tier body; None when it is gone (settled, deleted, or moved to the spool)."""
@@ -322,6 +330,13 @@ class DeliveryQueue:
             pipe.xack(READY_STREAM, DELIVERY_GROUP, entry.entry_id)
             pipe.xdel(READY_STREAM, entry.entry_id)
             await pipe.execute()
+
+
+def _loaded(record: object, spooled: object, eight_bit: object, memory_size: int, data: object) -> Loaded:
+    stored = stored_body(spooled, eight_bit, int(memory_size))
+    if not isinstance(record, bytes) or stored is None:
+        return None
+    return QueuedMessage.FromString(record), stored, data if isinstance(data, bytes) else None
 
 
 def text(value: bytes | str) -> str:

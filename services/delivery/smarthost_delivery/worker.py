@@ -11,7 +11,9 @@ out (liveness.py).
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from contextlib import suppress
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,7 +33,7 @@ from smarthost_delivery.metrics import (
 )
 from smarthost_delivery.processor import MessageProcessor
 from smarthost_delivery.queue_admin import counts
-from smarthost_delivery.queue_ops import DeliveryQueue, Entry
+from smarthost_delivery.queue_ops import DeliveryQueue, Entry, Loaded
 from smarthost_delivery.spool_sweep import sweep
 
 log = logging.getLogger("smarthost.delivery")
@@ -98,8 +100,7 @@ class Worker:
                 log.error("queue unreachable", extra={"error": str(exc)})
                 await asyncio.sleep(1.0)
                 continue
-            for entry in entries:
-                self._start(entry)
+            await self._start_all(entries)
         # SIGTERM: finish the transactions in flight and settle them; the
         # upkeep keeps their claim fresh meanwhile.
         if self._tasks:
@@ -119,15 +120,37 @@ class Worker:
             log.warning(f"claimed {what}", extra={"queue_id": entry.queue_id, "deliveries": entry.deliveries})
         return entries
 
-    def _start(self, entry: Entry) -> None:
+    async def _start_all(self, entries: list[Entry]) -> None:
+        """The messages of several entries are read in one round trip; each attempt is a task of its own.
+
+        An entry handed out too often is looked at before its message is read;
+        when the read fails (Redis, or a record that does not parse), each
+        attempt reads its own message, and fails on its own.
+        """
+        processor = self._processor
+        batch = [entry for entry in entries if not processor.needs_dead_letter_check(entry)]
+        loaded: list[Loaded] = []
+        if len(batch) > 1:
+            try:
+                loaded = await self._queue.load([processor.load_request(entry) for entry in batch])
+            except Exception:
+                loaded = []
+        read = set(batch) if loaded else set()
+        for entry, message in zip(batch if loaded else [], loaded, strict=True):
+            self._start(entry, processor.attempt(entry, message))
+        for entry in entries:
+            if entry not in read:
+                self._start(entry, processor.process(entry))
+
+    def _start(self, entry: Entry, attempt: Coroutine[Any, Any, None]) -> None:
         self._held.add(entry.entry_id)
-        task = asyncio.create_task(self._process(entry))
+        task = asyncio.create_task(self._process(entry, attempt))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, entry: Entry) -> None:
+    async def _process(self, entry: Entry, attempt: Coroutine[Any, Any, None]) -> None:
         try:
-            await self._processor.process(entry)
+            await attempt
         except (RedisError, OSError) as exc:
             # Left pending under this worker's name, which takes it up again in a moment.
             log.error("queue error; entry left pending", extra={"queue_id": entry.queue_id, "error": str(exc)})

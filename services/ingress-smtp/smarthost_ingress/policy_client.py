@@ -2,7 +2,8 @@
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 import grpc
@@ -52,14 +53,7 @@ class _HasVerdict(Protocol):
 
 
 Response = TypeVar("Response", bound=_HasVerdict)
-
-
-class _Reusable(_HasVerdict, Protocol):
-    @property
-    def reuse_ms(self) -> int: ...
-
-
-Reusable = TypeVar("Reusable", bound=_Reusable)
+Kept = TypeVar("Kept")
 
 
 class PolicyClient:
@@ -76,36 +70,43 @@ class PolicyClient:
         await self._channel.close()
 
     async def check_connection(self, request: pb.CheckConnectionRequest) -> pb.CheckConnectionResponse:
-        return await self._reusing(
-            "CheckConnection",
-            self._connections,
-            (request.session.client_ip, request.session.auth_user),
-            lambda _: True,
-            lambda: self._call("CheckConnection", self._stub.CheckConnection, request, pb.CheckConnectionResponse),
-            lambda _: 0,
+        session = request.session
+        key = (session.client_ip, session.auth_user)
+        kept = self._connections.get(key)
+        if kept is not None:
+            return _reused("CheckConnection", kept[1])
+        response: pb.CheckConnectionResponse = await self._call(
+            "CheckConnection", self._stub.CheckConnection, request, pb.CheckConnectionResponse
         )
+        if response.reuse_ms:
+            self._connections.put(key, response, response.reuse_ms)
+        return response
 
     async def check_sender(self, request: pb.CheckSenderRequest) -> pb.CheckSenderResponse:
-        domain = scope_domain(request.mail_from)
-        return await self._reusing(
-            "CheckSender",
-            self._senders,
-            None if domain is None else (request.session.client_ip, request.session.auth_user, domain),
-            lambda max_size: request.declared_size <= max_size,
-            lambda: self._call("CheckSender", self._stub.CheckSender, request, pb.CheckSenderResponse),
-            lambda response: response.reuse_max_size,
+        key = _domain_scope(request.session, request.mail_from)
+        kept = self._senders.get(key) if key is not None else None
+        # The kept bound is the largest SIZE the verdict covers.
+        if kept is not None and request.declared_size <= kept[0]:
+            return _reused("CheckSender", kept[1])
+        response: pb.CheckSenderResponse = await self._call(
+            "CheckSender", self._stub.CheckSender, request, pb.CheckSenderResponse
         )
+        if response.reuse_ms and key is not None:
+            self._senders.put(key, response, response.reuse_ms, response.reuse_max_size)
+        return response
 
     async def check_recipient(self, request: pb.CheckRecipientRequest) -> pb.CheckRecipientResponse:
-        domain = scope_domain(request.rcpt_to)
-        return await self._reusing(
-            "CheckRecipient",
-            self._recipients,
-            None if domain is None else (request.session.client_ip, request.session.auth_user, domain),
-            lambda max_recipients: request.accepted_recipients < max_recipients,
-            lambda: self._call("CheckRecipient", self._stub.CheckRecipient, request, pb.CheckRecipientResponse),
-            lambda response: response.reuse_max_recipients,
+        key = _domain_scope(request.session, request.rcpt_to)
+        kept = self._recipients.get(key) if key is not None else None
+        # The kept bound is the recipient count the verdict holds under.
+        if kept is not None and request.accepted_recipients < kept[0]:
+            return _reused("CheckRecipient", kept[1])
+        response: pb.CheckRecipientResponse = await self._call(
+            "CheckRecipient", self._stub.CheckRecipient, request, pb.CheckRecipientResponse
         )
+        if response.reuse_ms and key is not None:
+            self._recipients.put(key, response, response.reuse_ms, response.reuse_max_recipients)
+        return response
 
     async def check_message(self, request: pb.CheckMessageRequest) -> pb.CheckMessageResponse:
         return await self._call("CheckMessage", self._stub.CheckMessage, request, pb.CheckMessageResponse)
@@ -118,32 +119,10 @@ class PolicyClient:
         try:
             await self._stub.ReleaseMessage(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            POLICY_CALLS.labels(rpc="ReleaseMessage", result=exc.code().name.lower()).inc()
+            _calls("ReleaseMessage", exc.code().name.lower()).inc()
             return False
-        POLICY_CALLS.labels(rpc="ReleaseMessage", result="ok").inc()
+        _calls("ReleaseMessage", "ok").inc()
         return True
-
-    async def _reusing(
-        self,
-        rpc: str,
-        cache: ReuseCache[Reusable],
-        key: Hashable | None,
-        covers: Callable[[int], bool],
-        ask: Callable[[], Awaitable[Reusable]],
-        bound: Callable[[Reusable], int],
-    ) -> Reusable:
-        """A kept verdict whose bound `covers` this request, else the policy's answer, kept if it may be reused.
-
-        `key` is the scope a verdict is kept for; None when the request has none.
-        """
-        kept = cache.get(key) if key is not None else None
-        if kept is not None and covers(kept[0]):
-            _count_reuse(rpc)
-            return kept[1]
-        response = await ask()
-        if response.reuse_ms and key is not None:
-            cache.put(key, response, response.reuse_ms, bound(response))
-        return response
 
     async def _call(
         self,
@@ -156,17 +135,28 @@ class PolicyClient:
         try:
             response = await method(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            POLICY_CALLS.labels(rpc=rpc, result=exc.code().name.lower()).inc()
+            _calls(rpc, exc.code().name.lower()).inc()
             log.warning("policy call failed", extra={"rpc": rpc, "code": exc.code().name, "details": exc.details()})
             return response_type(verdict=UNAVAILABLE)
         if response.verdict.action == pb.ACTION_UNSPECIFIED:
-            POLICY_CALLS.labels(rpc=rpc, result="no_action").inc()
+            _calls(rpc, "no_action").inc()
             log.error("policy answered without an action", extra={"rpc": rpc})
             return response_type(verdict=UNAVAILABLE)
-        POLICY_CALLS.labels(rpc=rpc, result="ok").inc()
+        _calls(rpc, "ok").inc()
         return response
 
 
-def _count_reuse(rpc: str) -> None:
+# Each (rpc, result) child looked up once: `labels()` costs microseconds per call.
+_calls = lru_cache(maxsize=None)(POLICY_CALLS.labels)
+
+
+def _reused(rpc: str, response: Kept) -> Kept:
     """A kept answer is counted beside the calls, so the share of reuse shows."""
-    POLICY_CALLS.labels(rpc=rpc, result="reused").inc()
+    _calls(rpc, "reused").inc()
+    return response
+
+
+def _domain_scope(session: pb.Session, address: str) -> tuple[str, str, str] | None:
+    """What a sender's or recipient's verdict is kept for: the client, its AUTH user and the domain."""
+    domain = scope_domain(address)
+    return None if domain is None else (session.client_ip, session.auth_user, domain)

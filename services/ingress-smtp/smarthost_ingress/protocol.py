@@ -28,7 +28,9 @@ import asyncio
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, AnyStr
 
 from aiosmtpd.proxy_protocol import get_proxy
@@ -129,6 +131,9 @@ class RelaySMTP(SMTP):
         self.require_starttls = submission and self.tls_context is not None
         self._timeout_duration = settings.command_timeout
         self._timeout_handle = None
+        # One timer per session: a reset only moves the deadline, the timer checks it when it fires.
+        self._deadline = 0.0
+        self._timer_at = 0.0
         self._tls_handshake_okay = True
         self._tls_protocol = None
         self._original_transport = None
@@ -143,9 +148,10 @@ class RelaySMTP(SMTP):
         self._auth_methods = {}
         self._authenticator = None
         self._auth_callback = login_always_fail
-        self._handle_hooks = {name: getattr(handler, f"handle_{name}") for name in _prefixed(type(handler), "handle_")}
+        # Shared by every connection: the handler's bound hooks, and the commands as plain functions.
+        self._handle_hooks = _hooks(handler)
         self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
-        self._smtp_methods = {name: getattr(self, f"smtp_{name}") for name in _prefixed(type(self), "smtp_")}
+        self._smtp_methods = _commands(type(self))
         self._enforce_call_limit = False
         self._shared = shared
         self._settings = settings
@@ -223,6 +229,30 @@ class RelaySMTP(SMTP):
     def _in_transaction(self) -> bool:
         return self.envelope is not None and self.envelope.mail_from is not None
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        if self._timeout_handle is None or self._deadline < self._timer_at:
+            self._arm(self._deadline)
+
+    def _arm(self, when: float) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._timer_at = when
+        self._timeout_handle = self.loop.call_at(when, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        if self.loop.time() < self._deadline:
+            self._arm(self._deadline)
+        else:
+            self._timeout_cb()
+
+    def _call_handler_hook(self, command: str, *args: Any) -> Coroutine[Any, Any, Any]:
+        """The hook's own coroutine, to be awaited by the caller: aiosmtpd's wraps it in one more."""
+        hook = self._handle_hooks.get(command)
+        if hook is None:
+            return _missing()
+        return hook(self, self.session, self.envelope, *args)  # type: ignore[no-any-return]
+
     def _timeout_cb(self) -> None:
         log.info("session timed out", extra={"client_ip": self._relay_session().client_ip})
         self._say_and_close(TIMEOUT)
@@ -263,12 +293,16 @@ class RelaySMTP(SMTP):
 
     async def _send(self, reply: bytes) -> None:
         """Hold the reply while the client's next command is buffered, else write it with those held, at once."""
-        self._held.append(reply)
+        held = self._held
+        held.append(reply)
         if command_buffered(self._reader):
             return
-        self._writer.write(b"".join(self._held))
-        self._held.clear()
-        await self._writer.drain()
+        transport = self._writer.transport
+        transport.write(held[0] if len(held) == 1 else b"".join(held))
+        held.clear()
+        # drain() has work only when the reply could not all be sent at once, or the connection is going.
+        if transport.get_write_buffer_size() or transport.is_closing():
+            await self._writer.drain()
 
     def _synchronized(self, after: str) -> bool:
         """Whether the client waited for the reply to `after`; if not, it is refused and the session closed.
@@ -437,7 +471,7 @@ class RelaySMTP(SMTP):
             await self.push("500 5.5.2 Syntax error, command unrecognized")
             return
         self._reset_timeout()
-        await method(arg)
+        await method(self, arg)
 
     # --- commands -------------------------------------------------------
 
@@ -733,15 +767,25 @@ class RelaySMTP(SMTP):
             return None
 
 
-_PREFIXED: dict[tuple[type, str], tuple[str, ...]] = {}
+_COMMANDS: dict[type, dict[str, Callable[..., Awaitable[None]]]] = {}
 
 
-def _prefixed(cls: type, prefix: str) -> tuple[str, ...]:
-    """The names after `prefix` of a class's methods (the SMTP commands, or the handler's hooks), found once."""
-    names = _PREFIXED.get((cls, prefix))
-    if names is None:
-        names = _PREFIXED[(cls, prefix)] = tuple(n.removeprefix(prefix) for n in dir(cls) if n.startswith(prefix))
-    return names
+def _commands(cls: type) -> dict[str, Callable[..., Awaitable[None]]]:
+    """A class's SMTP commands by name, as functions taking the protocol (aiosmtpd's HELP reads them too)."""
+    commands = _COMMANDS.get(cls)
+    if commands is None:
+        commands = _COMMANDS[cls] = {n[5:]: getattr(cls, n) for n in dir(cls) if n.startswith("smtp_")}
+    return commands
+
+
+@lru_cache(maxsize=1)
+def _hooks(handler: Any) -> dict[str, Callable[..., Any]]:
+    """The handler's `handle_*` hooks by command, bound once: a process's connections share one handler."""
+    return {n[7:]: getattr(handler, n) for n in dir(handler) if n.startswith("handle_")}
+
+
+async def _missing() -> object:
+    return MISSING
 
 
 def _declared_size(options: list[str]) -> int:

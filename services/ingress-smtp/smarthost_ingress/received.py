@@ -1,7 +1,9 @@
 """The `Received:` trace header the ingress prepends (RFC 5321 4.4)."""
 
 import ssl
+import time
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 
 
@@ -27,8 +29,14 @@ def received_header(
     text = (
         f"Received: from {helo} ([{client_ip}]){using}\r\n"
         f"\tby {hostname} (smarthost) with {protocol} id {queue_id}{recipient};\r\n"
-        f"\t{formatdate(localtime=False, usegmt=True)}\r\n"
+        f"\t{_date(int(time.time()))}\r\n"
     )
     # Names and addresses came from the client: never let them carry 8-bit
     # bytes that break the header.
     return text.encode("ascii", errors="replace")
+
+
+@lru_cache(maxsize=1)
+def _date(second: int) -> str:
+    """RFC 5322 date of a second, made once per second, not once per message."""
+    return formatdate(second, localtime=False, usegmt=True)

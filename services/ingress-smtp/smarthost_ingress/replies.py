@@ -34,6 +34,9 @@ _DEFAULT_ENHANCED = {
 
 def printable(text: str) -> str:
     """Client-supplied text made safe to echo in a reply or a header."""
+    # Nearly all text is printable ASCII already: checked without the regular expression.
+    if text.isascii() and text.isprintable():
+        return text
     return _UNPRINTABLE.sub("?", text)
 
 
@@ -54,8 +57,10 @@ def normalized(line: str) -> str:
     form.
     """
     line = printable(line)
+    if line[3:4] == "-" or _HAS_ENHANCED.match(line):
+        return line
     match = _FINAL.match(line)
-    if match is None or _HAS_ENHANCED.match(line) or line[3:4] == "-":
+    if match is None:
         return line
     code = match.group(1) + match.group(2)
     enhanced = _DEFAULT_ENHANCED.get(code)

@@ -6,6 +6,7 @@ networks there are, where a scan would cost one comparison per network.
 """
 
 from collections.abc import Iterable
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Generic, TypeVar
 
@@ -18,6 +19,9 @@ Network = IPv4Network | IPv6Network
 _MAPPED = IPv6Network("::ffff:0:0/96")
 
 
+# Each call parses its client's address twice (customer, rate window), and a
+# customer host sends many messages: parsing costs more than a cache hit.
+@lru_cache(maxsize=4096)
 def parse_client_ip(text: str) -> Address | None:
     """The client's address, an IPv4-mapped IPv6 address as the IPv4 address it is."""
     try:

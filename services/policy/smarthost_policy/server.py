@@ -98,6 +98,10 @@ async def serve(settings: PolicySettings) -> None:
         socket_connect_timeout=REDIS_TIMEOUT,
         retry=Retry(NoBackoff(), 1),
     )
+    # The rate limit bounds its own calls (see RateLimiter): no socket timeout here.
+    rate_redis = connect(
+        settings, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 1)
+    )
     routability = Routability(
         DnsCache(make_resolver(settings.dns_servers, settings.dns_timeout), settings.dns_cache_size),
         settings.dns_timeout,
@@ -109,7 +113,7 @@ async def serve(settings: PolicySettings) -> None:
             lambda: store.index,
             lambda: store.users,
             routability,
-            RateLimiter(redis),
+            RateLimiter(rate_redis, REDIS_TIMEOUT),
             usage,
             customer_label=settings.metrics_customer_label,
             reuse_ms=round(settings.policy_reuse_time * 1000),
@@ -144,6 +148,7 @@ async def serve(settings: PolicySettings) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     await usage.drain()
     await redis.aclose()
+    await rate_redis.aclose()
     probes.stop()
     log.info("policy stopped")
 

@@ -10,6 +10,7 @@ is marked reusable for `reuse_ms`.
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 
 import grpc
 from redis.exceptions import RedisError
@@ -192,8 +193,8 @@ class PolicyService(PolicyServiceServicer):
             log.exception("policy check failed", extra={"queue_id": session.queue_id, "stage": stage})
             rule, verdict = "error", verdicts.internal_error()
         outcome = _outcome(verdict)
-        DECISIONS.labels(rule, outcome).inc()
-        DECISION_DURATION.labels(stage).observe(time.perf_counter() - started)
+        _decisions(rule, outcome).inc()
+        _duration(stage).observe(time.perf_counter() - started)
         if match is not None:
             self._count_customer(stage, rule, outcome, match)
         level = logging.DEBUG if outcome == "accept" and stage != "message" else logging.INFO
@@ -221,7 +222,7 @@ class PolicyService(PolicyServiceServicer):
         if rule == "rate":
             RATE_LIMITED.labels(customer=customer).inc()
         if stage == "message":
-            MESSAGES.labels(customer=customer, verdict=outcome).inc()
+            _messages(customer, outcome).inc()
         # The rate limit's script counts the messages it accepts or refuses itself.
         if outcome != "accept" and rule != "rate":
             self._usage.record(match.customer, {"refused": 1})
@@ -233,3 +234,11 @@ _OUTCOMES = {value: name.removeprefix("ACTION_").lower() for name, value in pb.A
 
 def _outcome(verdict: pb.Verdict) -> str:
     return _OUTCOMES[verdict.action]
+
+
+# A labelled child looked up once, not on every call: `labels()` costs several
+# microseconds, and the label values are bounded sets (customers only with the
+# customer label, and then one series each anyway).
+_decisions = lru_cache(maxsize=None)(DECISIONS.labels)
+_duration = lru_cache(maxsize=None)(DECISION_DURATION.labels)
+_messages = lru_cache(maxsize=4096)(MESSAGES.labels)

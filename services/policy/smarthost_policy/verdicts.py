@@ -4,9 +4,13 @@ from smarthost.policy.v1.policy_pb2 import Action, Verdict
 
 from smarthost_policy.routability import Route
 
+# Built once: every response's constructor copies the verdict it is given,
+# so the shared one is never changed.
+_ACCEPT = Verdict(action=Action.ACTION_ACCEPT, code=250, enhanced_code="2.0.0", text="Ok")
+
 
 def accept() -> Verdict:
-    return Verdict(action=Action.ACTION_ACCEPT, code=250, enhanced_code="2.0.0", text="Ok")
+    return _ACCEPT
 
 
 def reject(code: int, enhanced_code: str, text: str) -> Verdict:

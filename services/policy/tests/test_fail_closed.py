@@ -39,7 +39,9 @@ def test_unexpected_errors_are_451_4_3_0(rpc: str, request_: Any) -> None:
     async def call() -> pb.Verdict:
         routability = Routability(DnsCache(make_resolver("127.0.0.1:9", 1.0), 10), 1.0)
         redis = Redis.from_url("redis://127.0.0.1:9/0")
-        service = PolicyService(broken_index, broken_users, routability, RateLimiter(redis), CustomerUsage(redis))
+        service = PolicyService(
+            broken_index, broken_users, routability, RateLimiter(redis, timeout=2.0), CustomerUsage(redis)
+        )
         response = await getattr(service, rpc)(request_, cast(Any, None))
         return cast(pb.Verdict, response.verdict)
 
