@@ -201,14 +201,18 @@ class RelayHandler:
         return "235 2.7.0 Authentication successful"
 
     async def _connection(self, session: RelaySession, refresh: bool = False) -> pb.CheckConnectionResponse:
-        """The connection verdict, asked once per HELO/EHLO (or at MAIL without one)."""
-        if session.connection is None or refresh:
-            request = pb.CheckConnectionRequest(
-                session=pb.Session(
-                    client_ip=session.client_ip, helo=session.host_name or "", auth_user=session.auth_user
-                )
-            )
-            session.connection = await self._policy.check_connection(request)
+        """The connection verdict, asked once per HELO/EHLO (or at MAIL without one).
+
+        A temporary failure is asked again at the next MAIL: a client that keeps
+        its session open (a cached connection) must not be refused for good.
+        """
+        kept = session.connection
+        if kept is not None and not refresh and kept.verdict.action != pb.ACTION_TEMPFAIL:
+            return kept
+        request = pb.CheckConnectionRequest(
+            session=pb.Session(client_ip=session.client_ip, helo=session.host_name or "", auth_user=session.auth_user)
+        )
+        session.connection = await self._policy.check_connection(request)
         return session.connection
 
     @staticmethod
