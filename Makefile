@@ -90,6 +90,8 @@ test-faults: install system-packages
 bench: install system-packages bench-packages
 	$(BIN)/python bench/customer_lookup.py
 	$(BIN)/python bench/policy_calls.py
+	$(BIN)/python bench/dkim_signing.py
+	$(BIN)/python bench/ingress_dkim.py
 	$(BIN)/python bench/ingress_throughput.py
 	$(BIN)/python bench/ingress_large_messages.py
 	$(BIN)/python bench/delivery_throughput.py

@@ -20,6 +20,7 @@ ALERTS = {
     "SmarthostQueueMemoryNearMark",
     "SmarthostQueueStorageFull",
     "SmarthostCustomerHeld",
+    "SmarthostDkimSigningErrors",
 }
 
 

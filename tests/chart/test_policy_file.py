@@ -29,9 +29,10 @@ def _policy(rendered: Rendered) -> Any:
 
 
 def test_customers_validate_against_the_crd(rendered: Rendered) -> None:
+    """But for the DKIM keys' source: a file names key files, a resource Secrets."""
     schema = _crd_spec_schema()
     for customer in _policy(rendered)["customers"]:
-        jsonschema.validate(customer, schema)
+        jsonschema.validate({key: value for key, value in customer.items() if key != "dkim"}, schema)
 
 
 def test_defaults_validate_against_the_crd(rendered: Rendered) -> None:
@@ -69,8 +70,30 @@ def test_policy_may_watch_relay_customers(rendered: Rendered) -> None:
     role = rendered.get("Role", "policy")
     binding = rendered.get("RoleBinding", "policy")
     account = rendered.get("ServiceAccount", "policy")
+    # Secrets only to read RelayCustomers' DKIM keys; a policy file's keys are mounted.
+    secrets = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     assert role["rules"] == [
-        {"apiGroups": ["smarthost.io"], "resources": ["relaycustomers"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": ["smarthost.io"], "resources": ["relaycustomers"], "verbs": ["get", "list", "watch"]},
+        *(secrets if rendered.values["policy"]["source"] == "kubernetes" else []),
     ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "mail"}]
+
+
+def test_dkim_keys_are_mounted_from_one_secret(render_case: Callable[[str], Rendered]) -> None:
+    rendered = render_case("dkim")
+    pod = rendered.get("Deployment", "policy")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "dkim")
+    assert volume["secret"] == {"secretName": "smarthost-dkim", "defaultMode": 0o440}
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "dkim")
+    assert (mount["mountPath"], mount["readOnly"]) == ("/etc/smarthost/dkim", True)
+    (acme,) = PolicyFile.model_validate(_policy(rendered)).customers
+    assert {str(key.key_file.parent) for key in acme.dkim if key.key_file} == {mount["mountPath"]}
+
+
+def test_no_dkim_secret_no_mount(rendered: Rendered) -> None:
+    if rendered.values["policy"]["dkimSecret"]:
+        return
+    pod = rendered.get("Deployment", "policy")["spec"]["template"]["spec"]
+    assert "dkim" not in {v["name"] for v in pod["volumes"]}

@@ -5,9 +5,12 @@ points at a local server speaking the API server's list and watch protocol.
 """
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from support.fake_apiserver import FakeApiServer
 from support.policy_grpc import PolicyProbe
 from support.processes import Process, ProcessGroup
@@ -40,6 +43,10 @@ def probe(policy_relay: Relay, apiserver: FakeApiServer, tmp_path: Path) -> Iter
 
 def policy_process(processes: ProcessGroup) -> Process:
     return next(p for p in processes.processes if p.name.startswith("policy"))
+
+
+def contains(text: str, processes: ProcessGroup) -> bool:
+    return text in policy_process(processes).log()
 
 
 def test_customers_follow_the_relaycustomer_objects(
@@ -85,3 +92,24 @@ def test_relists_after_410_gone_and_reconnects_after_errors(
     wait_until(lambda: probe.verdict("203.0.113.1") == "250 2.0.0 gamma 20971520", what="gamma listed")
     assert probe.verdict("198.51.100.1") == "554 5.7.1"
     assert "listing again" in policy_process(processes).log()
+
+
+def test_dkim_keys_come_from_the_secret_a_relaycustomer_names(
+    apiserver: FakeApiServer, probe: PolicyProbe, processes: ProcessGroup
+) -> None:
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    apiserver.put_secret(NAMESPACE, "acme-dkim", {"ed2026.pem": pem, "junk.pem": b"not a key"})
+    key = {"domain": "acme.test", "selector": "ed2026", "secretName": "acme-dkim", "secretKey": "ed2026.pem"}
+    apiserver.put(NAMESPACE, "acme", {"name": "acme", "networks": ["192.0.2.0/24"], "dkim": [key]})
+    wait_until(lambda: probe.dkim_keys("192.0.2.1", "acme.test") == [("acme.test", "ed2026", pem)], what="keys read")
+    assert probe.dkim_keys("192.0.2.1", "other.test") == []
+
+    # A key the Secret lacks, or one that is no key: refused by name, the last good version stays.
+    for secret_key in ("missing.pem", "junk.pem"):
+        broken = {**key, "secretKey": secret_key}
+        apiserver.put(NAMESPACE, "acme", {"name": "acme", "networks": ["192.0.2.0/24"], "dkim": [broken]})
+        refusal = f"dkim.0: Secret acme-dkim, key {secret_key}"
+        wait_until(partial(contains, refusal, processes), what="the refusal logged")
+    assert probe.dkim_keys("192.0.2.1", "acme.test") == [("acme.test", "ed2026", pem)]

@@ -46,3 +46,9 @@ def a(name: str, address: str) -> str:
 def null_mx(domain: str) -> str:
     # dnsmasq cannot write a root target with mx-host: raw MX rdata, pref 0, ".".
     return f"dns-rr={domain},15,000000"
+
+
+def txt(name: str, strings: list[str]) -> str:
+    """A TXT record of one or more character-strings (at most 255 bytes each)."""
+    assert all(len(part.encode()) <= 255 and '"' not in part for part in strings)
+    return f"txt-record={name}," + ",".join(f'"{part}"' for part in strings)

@@ -1,4 +1,4 @@
-"""A small stand-in for the Kubernetes API server: list and watch of one namespaced resource.
+"""A small stand-in for the Kubernetes API server: list and watch of one namespaced resource, and get of Secrets.
 
 It speaks the protocol clients rely on: a list answers the items and the
 collection's resourceVersion; a watch (`?watch=true&resourceVersion=N`)
@@ -7,7 +7,9 @@ answers an ERROR event with code 410 when N is older than the history it
 keeps (after `compact()`), which the client must answer with a new list.
 """
 
+import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 Obj = dict[str, Any]
+SECRET_PATH = re.compile(r"/api/v1/namespaces/(?P<namespace>[^/]+)/secrets/(?P<name>[^/]+)")
 
 
 class FakeApiServer:
@@ -24,6 +27,7 @@ class FakeApiServer:
         self._group, self._version, self._plural, self._kind = group, version, plural, kind
         self._objects: dict[tuple[str, str], Obj] = {}
         self._events: list[tuple[int, str, Obj]] = []
+        self._secrets: dict[tuple[str, str], dict[str, bytes]] = {}
         self._version_counter = 100
         # Watches from a resourceVersion older than this get 410 Gone.
         self._oldest = 0
@@ -75,6 +79,22 @@ class FakeApiServer:
             self._objects[(namespace, name)] = obj
             self._events.append((self._version_counter, kind, obj))
             self._changed.notify_all()
+
+    def put_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
+        with self._changed:
+            self._secrets[(namespace, name)] = data
+
+    def _secret(self, namespace: str, name: str) -> Obj | None:
+        with self._changed:
+            data = self._secrets.get((namespace, name))
+        if data is None:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+        }
 
     def delete(self, namespace: str, name: str) -> None:
         with self._changed:
@@ -142,6 +162,14 @@ class FakeApiServer:
 
             def do_GET(self) -> None:
                 url = urlparse(self.path)
+                secret = SECRET_PATH.fullmatch(url.path)
+                if secret:
+                    found = fake._secret(secret["namespace"], secret["name"])
+                    if found is None:
+                        self._send_json(404, {"kind": "Status", "code": 404, "reason": "NotFound", "message": url.path})
+                    else:
+                        self._send_json(200, found)
+                    return
                 namespace, _, plural = url.path.removeprefix(prefix).partition("/")
                 if not url.path.startswith(prefix) or plural != fake._plural:
                     self._send_json(404, {"kind": "Status", "code": 404, "reason": "NotFound", "message": url.path})

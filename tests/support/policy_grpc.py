@@ -23,5 +23,13 @@ class PolicyProbe:
             return f"{verdict.code} {verdict.enhanced_code}"
         return f"{verdict.code} {verdict.enhanced_code} {response.customer} {response.max_message_size}"
 
+    def dkim_keys(self, client_ip: str, from_domain: str) -> list[tuple[str, str, bytes]]:
+        """The keys an accepted message from `from_domain` is signed with (the message is counted)."""
+        request = pb.CheckMessageRequest(
+            session=pb.Session(client_ip=client_ip, queue_id="PROBE"), size=100, from_domain=from_domain
+        )
+        response: pb.CheckMessageResponse = self._stub.CheckMessage(request, timeout=10)
+        return [(key.domain, key.selector, key.private_key) for key in response.dkim]
+
     def close(self) -> None:
         self._channel.close()

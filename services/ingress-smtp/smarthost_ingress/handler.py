@@ -23,6 +23,7 @@ from smarthost_ingress.policy_client import PolicyClient
 from smarthost_ingress.protocol import RelayEnvelope, RelaySession
 from smarthost_ingress.received import received_header, tls_description
 from smarthost_ingress.replies import NO_MEMORY, REDIS_UNAVAILABLE, accepted, printable, reply
+from smarthost_ingress.signing import Signer, from_header_domain
 from smarthost_ingress.storage import NoStorage, NotReplicated, QueueStorage
 
 log = logging.getLogger("smarthost.ingress")
@@ -38,6 +39,7 @@ class RelayHandler:
         self._storage = storage
         self._releases = BestEffort("rate count release", timeout=RELEASE_WITHIN)
         self._hostname = hostname
+        self._signer = Signer()
 
     async def handle_HELO(self, server: SMTP, session: RelaySession, envelope: RelayEnvelope, hostname: str) -> str:
         session.host_name = printable(hostname)
@@ -109,6 +111,7 @@ class RelayHandler:
                 mail_from=_reverse_path(envelope.mail_from),
                 rcpt_to=envelope.rcpt_tos,
                 size=len(content),
+                from_domain=from_header_domain(content),
             )
         )
         if not accepted(response.verdict):
@@ -124,7 +127,9 @@ class RelayHandler:
             received_at_ms=int(time.time() * 1000),
         )
         size = len(content)
-        # In place: a copy of a large message would double its memory.
+        signature, signed_by = await self._signer.sign(session.queue_id, content, response.dkim)
+        # In place: a copy of a large message would double its memory. The trace header goes above the signature.
+        content[:0] = signature
         content[:0] = received_header(
             helo=session.host_name or "",
             client_ip=ip,
@@ -154,6 +159,7 @@ class RelayHandler:
                 "nrcpt": len(record.recipients),
                 "size": size,
                 "tier": tier,
+                "dkim": signed_by,
             },
         )
         return f"250 2.0.0 Ok: queued as {session.queue_id}"

@@ -29,6 +29,11 @@ STORED = Counter("smarthost_ingress_stored_total", "Messages queued, by the tier
 NO_STORAGE = Counter(
     "smarthost_ingress_no_storage_total", "452 4.3.1 replies: no queue tier had room, by stage", ["stage"]
 )
+DKIM_SIGNATURES = Counter(
+    "smarthost_ingress_dkim_signatures_total",
+    "Accepted messages by DKIM signing result (signed; unsigned: no key for the From: domain; error)",
+    ["result"],
+)
 DATA_MEMORY = Gauge("smarthost_ingress_data_memory_bytes", "Message bytes held in memory by DATA transfers")
 
 

@@ -10,7 +10,7 @@ import re
 
 import idna
 
-_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_DOMAIN_LENGTH = 253
 
 
@@ -37,7 +37,7 @@ def ascii_domain(domain: str) -> str:
     except (idna.IDNAError, UnicodeError) as exc:
         raise BadAddress(f"{domain!r} is not a valid domain name: {exc}") from None
     labels = encoded.split(".")
-    if len(encoded) > MAX_DOMAIN_LENGTH or not all(_LDH_LABEL.match(label) for label in labels):
+    if len(encoded) > MAX_DOMAIN_LENGTH or not all(LDH_LABEL.match(label) for label in labels):
         raise BadAddress(f"{domain!r} is not a valid host name")
     # A single label would be completed by a resolver's search list, and an
     # all-numeric top label is an IP address written without brackets.

@@ -28,7 +28,7 @@ def _unknown_user_hash() -> str:
 class Users:
     def __init__(self, policy: PolicyFile) -> None:
         self._users = {
-            user.name: (user.password_hash, Match(customer.name, customer.limits(policy.defaults), customer.suspended))
+            user.name: (user.password_hash, Match.of(customer, policy.defaults))
             for customer in policy.customers
             for user in customer.users
         }

@@ -4,11 +4,15 @@ The objects of one namespace are listed, then watched from the list's
 resourceVersion. A watch that ends (server timeout) resumes from the last
 version seen; a `410 Gone` (that version was compacted away) forces a fresh
 list; any other error is retried with backoff while the customers already
-known stay in force. An object whose spec does not validate is ignored with a
-log line naming it, and its last good version, if any, stays in force.
+known stay in force. An object whose spec does not validate, or whose DKIM
+key Secret cannot be read or holds no usable key, is ignored with a log line
+naming it, and its last good version, if any, stays in force. A key is read
+from its Secret when its RelayCustomer is listed or changes.
 """
 
 import asyncio
+import base64
+import binascii
 import logging
 from pathlib import Path
 from typing import Any, cast
@@ -16,9 +20,8 @@ from typing import Any, cast
 from kubernetes.aio import client, config, watch
 from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client import Counter
-from pydantic import ValidationError
 
-from smarthost_policy.policy_file import Customer
+from smarthost_policy.policy_file import FROM_RESOURCE, Customer
 from smarthost_policy.policy_store import PolicyStore
 
 log = logging.getLogger("smarthost.policy")
@@ -71,10 +74,12 @@ class RelayCustomerSource:
         self._version = ""
         self._failures = 0
         self.synced = asyncio.Event()
+        self._secrets: client.CoreV1Api | None = None
 
     async def run(self) -> None:
         async with client.ApiClient() as api_client:
             api = client.CustomObjectsApi(api_client)
+            self._secrets = client.CoreV1Api(api_client)
             while True:
                 try:
                     if not self._version:
@@ -103,7 +108,7 @@ class RelayCustomerSource:
         previous, self._customers = self._customers, {}
         for item in listing.get("items", []):
             key = _key(item)
-            customer = _customer(item) or previous.get(key)
+            customer = await self._customer(item) or previous.get(key)
             if customer is not None:
                 self._customers[key] = customer
         self._store.use_cluster(self._customers)
@@ -127,16 +132,47 @@ class RelayCustomerSource:
             async for event in events:
                 kind, item = event["type"], event["raw_object"]
                 EVENTS.labels(type=kind).inc()
-                self._version = item.get("metadata", {}).get("resourceVersion", self._version)
                 self._failures = 0
                 if kind in ("ADDED", "MODIFIED"):
-                    customer = _customer(item)
+                    customer = await self._customer(item)
                     if customer is not None:
                         self._customers[_key(item)] = customer
                         self._store.use_cluster(self._customers)
                 elif kind == "DELETED" and self._customers.pop(_key(item), None) is not None:
                     self._store.use_cluster(self._customers)
+                # Only once applied: should reading a key Secret fail, the watch resumes before this event.
+                self._version = item.get("metadata", {}).get("resourceVersion", self._version)
                 log.debug("relaycustomer event", extra={"event": kind, "object": _key(item), "version": self._version})
+
+    async def _customer(self, item: dict[str, Any]) -> Customer | None:
+        try:
+            customer = Customer.model_validate(item.get("spec") or {}, context=FROM_RESOURCE)
+            for i, key in enumerate(customer.dkim):
+                try:
+                    key.use_private_key(await self._secret_data(key.secret_name or "", key.secret_key or ""))
+                except ValueError as exc:
+                    raise ValueError(f"dkim.{i}: Secret {key.secret_name}, key {key.secret_key}: {exc}") from None
+        except ValueError as exc:
+            log.error(
+                "relaycustomer refused, its last good version stays in force",
+                extra={"object": _key(item), "error": str(exc)},
+            )
+            return None
+        return customer
+
+    async def _secret_data(self, name: str, key: str) -> bytes:
+        assert self._secrets is not None  # set by run()
+        try:
+            secret = await self._secrets.read_namespaced_secret(name, self._namespace)
+        except ApiException as exc:
+            raise ValueError(f"cannot be read ({exc.status} {exc.reason})") from None
+        encoded = (secret.data or {}).get(key)
+        if encoded is None:
+            raise ValueError("no such key in the Secret")
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"not base64 ({exc})") from None
 
     async def _back_off(self, error: str) -> None:
         delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]
@@ -151,14 +187,3 @@ class RelayCustomerSource:
 def _key(item: dict[str, Any]) -> str:
     metadata = item.get("metadata", {})
     return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
-
-
-def _customer(item: dict[str, Any]) -> Customer | None:
-    try:
-        return Customer.model_validate(item.get("spec") or {})
-    except ValidationError as exc:
-        log.error(
-            "relaycustomer refused, its last good version stays in force",
-            extra={"object": _key(item), "error": str(exc)},
-        )
-        return None

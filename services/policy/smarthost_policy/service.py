@@ -151,8 +151,11 @@ class PolicyService(PolicyServiceServicer):
                 return "rate", verdicts.rate_limited(decision.count, format_duration(rate.per), decision.retry_after)
             return "message", verdicts.accept()
 
-        verdict, _, _ = await self._decide("message", request.session, check)
-        return pb.CheckMessageResponse(verdict=verdict)
+        verdict, match, _ = await self._decide("message", request.session, check)
+        if match is None or verdict.action != pb.ACTION_ACCEPT:
+            return pb.CheckMessageResponse(verdict=verdict)
+        # The keys go with the accept: the ingress signs before it queues.
+        return pb.CheckMessageResponse(verdict=verdict, dkim=match.dkim.get(request.from_domain, ()))
 
     async def ReleaseMessage(
         self, request: pb.ReleaseMessageRequest, context: grpc.aio.ServicerContext

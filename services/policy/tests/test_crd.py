@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from smarthost_policy.policy_file import Customer, RateLimit, ReputationOverride, load_policy
+from smarthost_policy.policy_file import FROM_RESOURCE, Customer, DkimKey, RateLimit, ReputationOverride, load_policy
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = yaml.safe_load((ROOT / "helm" / "smarthost" / "crds" / "relaycustomers.yaml").read_text())
@@ -22,10 +22,11 @@ FULL = {
     "maxRecipients": 50,
     "suspended": True,
     "reputation": {"window": "2h", "minMessages": 20, "maxBounceRate": 0.2},
+    "dkim": [{"domain": "acme.example", "selector": "s2026", "secretName": "acme-dkim", "secretKey": "s2026.pem"}],
 }
 
 
-def aliases(model: type[Customer] | type[RateLimit] | type[ReputationOverride]) -> set[str]:
+def aliases(model: type[Customer] | type[RateLimit] | type[DkimKey] | type[ReputationOverride]) -> set[str]:
     return {field.alias or name for name, field in model.model_fields.items()}
 
 
@@ -42,6 +43,8 @@ def test_same_fields_as_a_policy_file_customer() -> None:
     assert set(SPEC_SCHEMA["properties"]) == aliases(Customer)
     assert set(SPEC_SCHEMA["properties"]["rateLimit"]["properties"]) == aliases(RateLimit)
     assert set(SPEC_SCHEMA["properties"]["reputation"]["properties"]) == aliases(ReputationOverride)
+    # A resource's keys come from Secrets; only a policy file names key files.
+    assert set(SPEC_SCHEMA["properties"]["dkim"]["items"]["properties"]) == aliases(DkimKey) - {"keyFile"}
     assert set(SPEC_SCHEMA["required"]) == {f.alias for f in Customer.model_fields.values() if f.is_required()}
 
 
@@ -57,7 +60,7 @@ def test_same_fields_as_a_policy_file_customer() -> None:
 )
 def test_sample_customers_are_valid_resources(customer: dict[str, Any]) -> None:
     jsonschema.validate(customer, SPEC_SCHEMA)
-    Customer.model_validate(customer)
+    Customer.model_validate(customer, context=FROM_RESOURCE)
 
 
 @pytest.mark.parametrize(
@@ -79,8 +82,18 @@ def test_sample_customers_are_valid_resources(customer: dict[str, Any]) -> None:
         {"reputation": {"window": "an hour"}},
         {"reputation": {"minMessages": 0}},
         {"reputation": {"maxBounceRate": 1.5}},
+        {"dkim": [{"domain": "acme.example", "selector": "s2026", "secretName": "acme-dkim"}]},
+        {"dkim": [{"domain": "acme.example", "selector": "s.2026", "secretName": "k", "secretKey": "k"}]},
+        {"dkim": [{"domain": "", "selector": "s2026", "secretName": "k", "secretKey": "k"}]},
     ],
 )
 def test_invalid_customers_are_refused_by_the_crd(change: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**FULL, **change}, SPEC_SCHEMA)
+
+
+def test_a_resource_names_no_key_file() -> None:
+    """A key file would be read from the policy pod's disk, which a resource's author must not choose."""
+    spec = {**FULL, "dkim": [{"domain": "acme.example", "selector": "s2026", "keyFile": "/etc/passwd"}]}
+    with pytest.raises(ValueError, match="a RelayCustomer names secretName and secretKey"):
+        Customer.model_validate(spec, context=FROM_RESOURCE)

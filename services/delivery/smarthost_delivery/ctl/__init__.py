@@ -1,7 +1,8 @@
 """`smarthostctl`: what operators ask of the relay, one subcommand area per concern.
 
 `queue` (the mail queue), `trace` (one message's story), `customer` (one
-customer's usage) and `policy` (ask the policy service).
+customer's usage), `policy` (ask the policy service) and `dkim` (customer
+domains' signing keys).
 """
 
 import argparse
@@ -9,7 +10,7 @@ import asyncio
 
 from smarthost_common.redis_client import connect
 from smarthost_common.settings import load_settings
-from smarthost_delivery.ctl import customer_cmds, policy_cmds, queue_cmds, trace_cmds
+from smarthost_delivery.ctl import customer_cmds, dkim_cmds, policy_cmds, queue_cmds, trace_cmds
 from smarthost_delivery.ctl.settings import CtlSettings
 
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     trace_cmds.register(areas)
     customer_cmds.register(areas)
     policy_cmds.register(areas)
+    dkim_cmds.register(areas)
     args = parser.parse_args(argv)
     settings = load_settings(CtlSettings)
 

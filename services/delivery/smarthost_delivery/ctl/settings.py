@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from smarthost_common.settings import Duration, ServiceSettings, SpoolUrl
+from smarthost_common.settings import DnsServers, Duration, ServiceSettings, SpoolUrl
 
 
 class CtlSettings(ServiceSettings):
@@ -12,3 +12,6 @@ class CtlSettings(ServiceSettings):
     policy_timeout: Duration = Field(default=5.0, gt=0)
     # The disk tier, for the bodies `queue show` and `queue delete --bounce` read, and `queue stats`.
     spool_url: SpoolUrl | None = None
+    # For `dkim check`: where the published key records are looked up.
+    dns_servers: DnsServers = ""
+    dns_timeout: Duration = Field(default=5.0, gt=0)
