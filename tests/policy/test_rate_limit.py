@@ -83,13 +83,23 @@ def test_redis_down_fails_closed_and_service_returns_by_itself(policy_relay: Rel
     assert set(replies[:-1]) <= {"451 4.3.0"}
 
 
-def test_policy_unreachable_fails_closed(policy_relay: Relay) -> None:
+def test_policy_unreachable_fails_closed_and_the_same_session_recovers(policy_relay: Relay) -> None:
+    """A client MTA may keep its session for the next message (Postfix's connection cache) and only RSET."""
     policy = policy_relay.start_policy()
     ingress = policy_relay.start_ingress(policy)
     policy.process.stop()
     with smtplib.SMTP(ingress.host, ingress.port, timeout=30) as client:
         client.ehlo("customer.test")
         assert status(client.mail(SENDER)) == "451 4.3.0"
+        client.rset()
+        policy_relay.start_policy(SMARTHOST_POLICY_LISTEN=policy.address)
+
+        def accepted() -> bool:
+            reply = status(client.mail(SENDER))
+            client.rset()
+            return reply == "250 2.1.0"
+
+        wait_until(accepted, timeout=20, what="the same session accepted again")
 
 
 def test_a_message_that_could_not_be_queued_is_not_counted(policy_relay: Relay, redis_server: RedisServer) -> None:

@@ -130,25 +130,6 @@ def test_temporary_failures_are_never_reused(policy_relay: Relay) -> None:
     wait_until(lambda: send(ingress)[0] == "250 2.1.0", timeout=20, what="accepted again")
 
 
-def test_a_session_refused_while_the_policy_was_down_is_served_once_it_is_back(policy_relay: Relay) -> None:
-    """A client MTA may keep its session for the next message (Postfix's connection cache) and only RSET."""
-    policy = policy_relay.start_policy()
-    ingress = policy_relay.start_ingress(policy)
-    policy.process.stop()
-    with smtplib.SMTP(ingress.host, ingress.port, timeout=30) as client:
-        client.ehlo("customer.test")
-        assert status(client.mail(SENDER)) == "451 4.3.0"
-        client.rset()
-        policy_relay.start_policy(SMARTHOST_POLICY_LISTEN=policy.address)
-
-        def accepted() -> bool:
-            reply = status(client.mail(SENDER))
-            client.rset()
-            return reply == "250 2.1.0"
-
-        wait_until(accepted, timeout=20, what="the same session accepted again")
-
-
 def test_the_rate_limit_refuses_at_its_limit_with_reuse_on(policy_relay: Relay) -> None:
     policy_relay.policy_file.write_text(
         "customers:\n  - name: loopback\n    networks: [127.0.0.1/32]\n    rateLimit: {messages: 3, per: 1h}\n"
