@@ -3,8 +3,9 @@
 Each message is a hash `smarthost:msg:<queue id>` holding the protobuf record,
 whether the bytes hold 8-bit data (`eightbit`), and either the bytes (`body`:
 the memory tier) or, when they are in the PostgreSQL spool (the disk tier),
-their size (`spooled`). The ready stream carries only queue ids,
-so a message's bytes are written once however often it is retried. The index
+their size (`spooled`). The ready stream carries queue ids (and the size of a
+memory-tier body, so delivery knows whether to read it with the record), so a
+message's bytes are written once however often it is retried. The index
 holds every queued message by arrival time, so operators can list the queue
 and see its oldest message without scanning keys. The hash `smarthost:queue:tiers`
 counts messages and bytes per tier; every script that moves or removes a body
@@ -16,6 +17,13 @@ it must still ack, defer and remove (most of which frees memory), and past
 maxmemory Redis refuses to queue any command in a MULTI, so a settling step
 is never a MULTI. The ingress's enqueue does not: a full Redis refuses new
 mail, it never refuses to settle queued mail.
+
+A new body never enters Lua: Redis hashes every byte of every string a
+script receives or reads, which made the scripts most of Redis's work at
+100 KiB. The enqueue writes the body with a plain HSET in the same MULTI as
+its script, which is given the size; delivery reads bodies with plain
+commands. Only the relay's own DSNs (small, and queued by the scripts that
+settle a message or an operator's command) still pass their bytes to a script.
 """
 
 import hashlib
@@ -54,26 +62,19 @@ local function append_trace(key, max_events, ttl, events)
   redis.call('EXPIRE', key, ttl)
 end
 
--- Stores a message and announces it; returns its stream entry id. A body
--- given inline goes to the memory tier unless that would pass memory_max
--- bytes (then 0, and nothing is written); a non-empty `spooled` is the size
--- of a body the spool holds. With a[9] (ms) it is parked in the deferred set
--- instead, until then or until `announce`.
--- k: message, queue index, ready stream, tiers, trace, deferred set
--- a: queue id, record, received ms, body, spooled, eightbit, memory max, trace event, [park until ms]
-local function add_message(k, a, max_events, ttl)
-  if a[5] == '' then
-    local size = string.len(a[4])
-    local max = tonumber(a[7])
-    if max > 0 and tonumber(redis.call('HGET', k[4], 'memory_bytes') or '0') + size > max then return 0 end
-    redis.call('HSET', k[1], 'record', a[2], 'body', a[4], 'eightbit', a[6])
-    redis.call('HINCRBY', k[4], 'memory_bytes', size)
-    redis.call('HINCRBY', k[4], 'memory_messages', 1)
-  else
-    redis.call('HSET', k[1], 'record', a[2], 'spooled', a[5], 'eightbit', a[6])
-    redis.call('HINCRBY', k[4], 'disk_bytes', a[5])
-    redis.call('HINCRBY', k[4], 'disk_messages', 1)
-  end
+-- Counts a memory-tier body of `size` bytes unless that would pass max bytes (0: no mark); false then.
+local function count_memory(tiers, size, max)
+  max = tonumber(max)
+  if max > 0 and tonumber(redis.call('HGET', tiers, 'memory_bytes') or '0') + size > max then return false end
+  redis.call('HINCRBY', tiers, 'memory_bytes', size)
+  redis.call('HINCRBY', tiers, 'memory_messages', 1)
+  return true
+end
+
+-- Indexes and announces a stored message; returns its stream entry id. With
+-- a[9] (ms) it is parked in the deferred set instead, until then or until
+-- `announce`. The entry of a memory-tier body carries its `size`.
+local function announce_new(k, a, size, max_events, ttl)
   redis.call('ZADD', k[2], a[3], a[1])
   append_trace(k[5], max_events, ttl, {a[8]})
   if a[9] and tonumber(a[9]) > 0 then
@@ -81,7 +82,27 @@ local function add_message(k, a, max_events, ttl)
     redis.call('ZADD', k[6], a[9], a[1])
     return 'parked'
   end
+  if size then return redis.call('XADD', k[3], '*', 'id', a[1], 'size', size) end
   return redis.call('XADD', k[3], '*', 'id', a[1])
+end
+
+-- Stores a message and announces it (or parks it: a[9]). A body given
+-- inline goes to the memory tier unless that would pass memory_max bytes
+-- (then 0, and nothing is written); a non-empty `spooled` is the size of a
+-- body the spool holds.
+-- k: message, queue index, ready stream, tiers, trace, deferred set
+-- a: queue id, record, received ms, body, spooled, eightbit, memory max, trace event, [park until ms]
+local function add_message(k, a, max_events, ttl)
+  if a[5] ~= '' then
+    redis.call('HSET', k[1], 'record', a[2], 'spooled', a[5], 'eightbit', a[6])
+    redis.call('HINCRBY', k[4], 'disk_bytes', a[5])
+    redis.call('HINCRBY', k[4], 'disk_messages', 1)
+    return announce_new(k, a, nil, max_events, ttl)
+  end
+  local size = string.len(a[4])
+  if not count_memory(k[4], size, a[7]) then return 0 end
+  redis.call('HSET', k[1], 'record', a[2], 'body', a[4], 'eightbit', a[6])
+  return announce_new(k, a, size, max_events, ttl)
 end
 
 -- Takes a message out of the tier counts; says which tier held its body ('' for none).
@@ -102,10 +123,18 @@ end
 """
 
 # A parked message's replicas confirmed it: to the ready stream now (unless
-# the deferred set's own schedule moved it there already).
-# KEYS: deferred set, ready stream; ARGV: queue id
+# the deferred set's own schedule moved it there already), with the size of
+# a memory-tier body as the enqueue would have written it.
+# KEYS: deferred set, ready stream, message; ARGV: queue id
 ANNOUNCE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('XADD', KEYS[2], '*', 'id', ARGV[1]) end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  local size = redis.call('HSTRLEN', KEYS[3], 'body')
+  if size > 0 then
+    redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'size', size)
+  else
+    redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+  end
+end
 return 1
 """
 
@@ -123,19 +152,36 @@ return 1
 """
 )
 
-# The ingress's enqueue, refused by Redis itself past its maxmemory: a full
-# Redis refuses new mail, never the settling of queued mail.
+# The ingress's enqueue (and an operator's DSN), refused by Redis itself past
+# its maxmemory: a full Redis refuses new mail, never the settling of queued
+# mail. A memory-tier body is not among its arguments (see the module's
+# docstring): the same MULTI writes it just before, to expire unless this
+# script keeps it, and the script gets its size; past the mark it deletes it.
 # KEYS: message, queue index, ready stream, tiers, trace, deferred set
-# ARGV: add_message's first eight, trace max events, trace ttl, park until ms (0: announce now)
+# ARGV: add_message's first eight (the fourth: the size of the body written
+#       beside, '' with a spooled one), trace max events, trace ttl, park until ms (0: announce now)
 ENQUEUE = (
     "#!lua\n"
     + LUA_LIB
     + """
 local a = {unpack(ARGV, 1, 8)}
 a[9] = ARGV[11]
-return add_message(KEYS, a, ARGV[9], ARGV[10])
+if a[5] ~= '' then return add_message(KEYS, a, ARGV[9], ARGV[10]) end
+local size = tonumber(a[4])
+if not count_memory(KEYS[4], size, a[7]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('PERSIST', KEYS[1])
+redis.call('HSET', KEYS[1], 'record', a[2], 'eightbit', a[6])
+return announce_new(KEYS, a, size, ARGV[9], ARGV[10])
 """
 )
+
+# How long a body written beside ENQUEUE lives unless the script keeps it:
+# when the script fails (NOSCRIPT after a Redis restart), no body stays
+# without its message.
+BODY_ORPHAN_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -205,11 +251,35 @@ async def enqueue(
 ) -> bool:
     """Store the message with its body in the memory tier and announce it (or park it until `park_ms`), in one step.
 
-    False (and nothing written) when the memory tier would pass `memory_max` bytes (0: no mark).
+    One MULTI: the body, then ENQUEUE. False (and nothing written) when the memory tier would pass
+    `memory_max` bytes (0: no mark). Redis past its maxmemory refuses the whole MULTI (OutOfMemoryError).
     """
-    args = message_args(record, body, b"", memory_max, trace, not body.isascii())
     keys = [*message_keys(record), DEFERRED_SET]
-    return bool(await run_script(redis, ENQUEUE, keys, [*args, TRACE_MAX_EVENTS, TRACE_TTL, park_ms]))
+    args = [*message_args(record, len(body), b"", memory_max, trace, not body.isascii()), TRACE_MAX_EVENTS, TRACE_TTL]
+    try:
+        return await _enqueue_memory(redis, keys, [*args, park_ms], body, by_sha=True)
+    except NoScriptError:
+        # The script cache is empty (a Redis restart): the body just written expires, and all goes again with the text.
+        return await _enqueue_memory(redis, keys, [*args, park_ms], body, by_sha=False)
+
+
+async def _enqueue_memory(
+    redis: Redis, keys: list[str], args: list[Any], body: bytes | bytearray, *, by_sha: bool
+) -> bool:
+    async with redis.pipeline(transaction=True) as pipe:
+        _write_body(pipe, keys[0], body)
+        if by_sha:
+            pipe.evalsha(_sha(ENQUEUE), len(keys), *keys, *args)
+        else:
+            pipe.eval(ENQUEUE, len(keys), *keys, *args)
+        found = await pipe.execute()
+    return bool(found[-1])
+
+
+def _write_body(pipe: Pipeline, key: str, body: bytes | bytearray) -> None:
+    """A memory-tier body as a plain command, for ENQUEUE to keep or delete in the same MULTI."""
+    pipe.hset(key, "body", body)
+    pipe.pexpire(key, BODY_ORPHAN_MS)
 
 
 async def enqueue_spooled(
@@ -223,7 +293,7 @@ async def enqueue_spooled(
 
 async def announce(redis: Redis, queue_id: str) -> None:
     """A parked message to the ready stream."""
-    await run_script(redis, ANNOUNCE, [DEFERRED_SET, READY_STREAM], [queue_id])
+    await run_script(redis, ANNOUNCE, [DEFERRED_SET, READY_STREAM, message_key(queue_id)], [queue_id])
 
 
 async def withdraw(redis: Redis, queue_id: str) -> bool:
@@ -237,8 +307,10 @@ def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray,
 
     `trace` adds fields to the message's first trace event.
     """
-    args = message_args(record, body, b"", 0, trace, not body.isascii())
-    pipe.eval(ENQUEUE, 6, *message_keys(record), DEFERRED_SET, *args, TRACE_MAX_EVENTS, TRACE_TTL, 0)
+    keys = [*message_keys(record), DEFERRED_SET]
+    args = message_args(record, len(body), b"", 0, trace, not body.isascii())
+    _write_body(pipe, keys[0], body)
+    pipe.eval(ENQUEUE, len(keys), *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, 0)
 
 
 def message_keys(record: QueuedMessage) -> list[str]:
@@ -248,7 +320,7 @@ def message_keys(record: QueuedMessage) -> list[str]:
 
 def message_args(
     record: QueuedMessage,
-    body: bytes | bytearray,
+    body: bytes | bytearray | int,
     spooled: bytes,
     memory_max: int,
     trace: dict[str, object],

@@ -12,7 +12,7 @@ import time
 from contextlib import suppress
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
 from smarthost_common.queue import announce, enqueue, enqueue_spooled, withdraw
@@ -117,10 +117,9 @@ class QueueStorage:
                 if await enqueue(self._redis, record, content, self._memory_max, park_ms, size=size):
                     labelled(STORED, "memory").inc()
                     return "memory"
-            except ResponseError as exc:
-                if str(exc).startswith("OOM"):
-                    raise NoStorage("redis refused for memory") from exc
-                raise
+            except OutOfMemoryError as exc:
+                # Refused at the MULTI's first command or at its EXEC: nothing was written.
+                raise NoStorage("redis refused for memory") from exc
         return await self._store_on_disk(record, content, size, park_ms)
 
     async def _store_on_disk(self, record: QueuedMessage, content: bytearray, size: int, park_ms: int) -> str:
@@ -140,7 +139,7 @@ class QueueStorage:
             # Not announced, so not accepted: the row is an orphan; remove it now or the sweep will.
             with suppress(SpoolError):
                 await spool.delete([record.queue_id])
-            if isinstance(exc, ResponseError) and str(exc).startswith("OOM"):
+            if isinstance(exc, OutOfMemoryError):
                 raise NoStorage("redis refused for memory") from exc
             raise
         STORED.labels(tier="disk").inc()
