@@ -121,5 +121,5 @@ class Liveness:
             if not fields:
                 await self._redis.xack(READY_STREAM, DELIVERY_GROUP, entry_id)
                 continue
-            entries.append(Entry(entry_id, text(fields[b"id"]), times[entry_id] + 1, retry=b"retry" in fields))
+            entries.append(Entry.of(entry_id, fields, times[entry_id] + 1))
         return entries

@@ -49,9 +49,9 @@ Dsn = tuple[QueuedMessage, bytes]
 # A message whose body cannot be read now waits this long, without
 # counting as an attempt of its destinations.
 BODY_RETRY_S = 60
-# A first attempt reads a memory-tier body up to this size with its record: a
-# round trip less per message, and at most this much read ahead of the
-# memory budget per message in flight.
+# A first attempt reads a memory-tier body up to this size (its stream entry
+# says how large it is) with its record: a round trip less per message, and
+# at most this much read ahead of the memory budget per message in flight.
 EAGER_BODY_MAX = 256 * 1024
 
 
@@ -92,9 +92,9 @@ class MessageProcessor:
         return entry.deliveries > self._settings.dead_letter_after
 
     @staticmethod
-    def load_request(entry: Entry) -> tuple[str, int]:
-        """What `DeliveryQueue.load` reads for the entry: a retry reads no body until DATA."""
-        return entry.queue_id, 0 if entry.retry else EAGER_BODY_MAX
+    def load_request(entry: Entry) -> tuple[str, bool]:
+        """What `DeliveryQueue.load` reads for the entry: a body of unknown size (a retry's) waits for DATA."""
+        return entry.queue_id, 0 < entry.body_size <= EAGER_BODY_MAX
 
     async def process(self, entry: Entry) -> None:
         if self.needs_dead_letter_check(entry) and await self._queue.exists(entry.queue_id):

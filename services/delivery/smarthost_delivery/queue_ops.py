@@ -36,33 +36,15 @@ from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, tra
 
 # Moves due deferred messages back to the ready stream. One script, so a
 # message is promoted exactly once however many workers run it at once.
-# The entry says it is a retry: its body is then read only if a transaction needs it.
+# The entry has no size: a retry's body is read only if a transaction needs it.
 # allow-oom: it only moves ids, and a full Redis must not stop retries.
 PROMOTE_DUE = """#!lua flags=allow-oom
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
-  redis.call('XADD', KEYS[2], '*', 'id', id, 'retry', '1')
+  redis.call('XADD', KEYS[2], '*', 'id', id)
 end
 return #due
-"""
-
-# Each message's record, where its body is, and the body itself when it is
-# in the memory tier and at most its ARGV bytes: one round trip for all the
-# entries of a read, and the common case, where the transaction needs the
-# bytes anyway, reads nothing more.
-# KEYS: messages; ARGV: largest body to return for each.
-# Returns per message: record, spooled, eightbit, body size, body.
-LOAD = """#!lua flags=no-writes,allow-oom
-local loaded = {}
-for i, key in ipairs(KEYS) do
-  local found = redis.call('HMGET', key, 'record', 'spooled', 'eightbit')
-  local size = redis.call('HSTRLEN', key, 'body')
-  local body = false
-  if size > 0 and size <= tonumber(ARGV[i]) then body = redis.call('HGET', key, 'body') end
-  loaded[i] = {found[1], found[2], found[3], size, body}
-end
-return loaded
 """
 
 # Settles one attempt in one step: queues its DSNs, appends its trace, adds
@@ -162,8 +144,14 @@ class Entry:
     queue_id: str
     # How often the group handed this entry to a worker; > 1 after a claim.
     deliveries: int = 1
-    # Promoted from the deferred set: an attempt after one that did not settle the message.
-    retry: bool = False
+    # A memory-tier body's size, as the enqueue wrote it; 0 when the entry does not say
+    # (a retry, a message an operator or a release moved, an entry of an older version).
+    body_size: int = 0
+
+    @classmethod
+    def of(cls, entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int = 1) -> "Entry":
+        """From a stream entry's id and fields."""
+        return cls(text(entry_id), text(fields[b"id"]), deliveries, int(fields.get(b"size", 0)))
 
 
 class DeliveryQueue:
@@ -184,11 +172,7 @@ class DeliveryQueue:
         reply: Any = await self._redis.xreadgroup(
             DELIVERY_GROUP, self._consumer, {READY_STREAM: ">"}, count=count, block=block_ms
         )
-        return [
-            Entry(text(entry_id), text(fields[b"id"]), retry=b"retry" in fields)
-            for _, entries in reply or []
-            for entry_id, fields in entries
-        ]
+        return [Entry.of(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries]
 
     async def claim_abandoned(self, idle_ms: int, count: int) -> list[Entry]:
         """Entries a dead worker read but never settled (at-least-once), with their delivery counts."""
@@ -213,7 +197,7 @@ class DeliveryQueue:
                 READY_STREAM, DELIVERY_GROUP, min=entry_id, max=entry_id, count=1
             )
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
-            claimed.append(Entry(entry_id, text(fields[b"id"]), deliveries, retry=b"retry" in fields))
+            claimed.append(Entry.of(entry_id, fields, deliveries))
         return claimed
 
     async def keep(self, entry_ids: list[str | bytes | int | memoryview]) -> None:
@@ -227,16 +211,24 @@ class DeliveryQueue:
     async def exists(self, queue_id: str) -> bool:
         return bool(await self._redis.exists(message_key(queue_id)))
 
-    async def load(self, requests: list[tuple[str, int]]) -> list[Loaded]:
-        """Per (queue id, largest body to return): the record, where the body is, and the body when it
-        is in memory and at most that many bytes; None for a message that is gone.
+    async def load(self, requests: list[tuple[str, bool]]) -> list[Loaded]:
+        """Per (queue id, whether to read its body too): the record, where the body is, and the body
+        when asked for and in memory; None for a message that is gone.
 
-        A larger body is read only when a transaction needs it (`read_body`).
+        One round trip of plain reads for all: no script, which would make Redis hash every byte
+        of the body, and no MULTI, which Redis refuses past its maxmemory. Other bodies are read
+        only when a transaction needs them (`read_body`).
         """
-        found = await run_script(
-            self._redis, LOAD, [message_key(queue_id) for queue_id, _ in requests], [limit for _, limit in requests]
-        )
-        return [_loaded(*item) for item in found]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue_id, with_body in requests:
+                key = message_key(queue_id)
+                if with_body:
+                    pipe.hmget(key, "record", "spooled", "eightbit", "body")
+                else:
+                    pipe.hmget(key, "record", "spooled", "eightbit")
+                    pipe.hstrlen(key, "body")
+            replies = iter(await pipe.execute())
+        return [_loaded(next(replies), None if with_body else next(replies)) for _, with_body in requests]
 
     async def read_body(self, queue_id: str) -> bytes | None:
         """A memory-tier body; None when it is gone (settled, deleted, or moved to the spool)."""
@@ -351,11 +343,14 @@ class DeliveryQueue:
             await pipe.execute()
 
 
-def _loaded(record: object, spooled: object, eight_bit: object, memory_size: int, data: object) -> Loaded:
-    stored = stored_body(spooled, eight_bit, int(memory_size))
+def _loaded(fields: list[Any], body_size: int | None) -> Loaded:
+    """From HMGET's record, spooled and eightbit, then either the body (read with them) or its size."""
+    record, spooled, eight_bit, *body = fields
+    data = body[0] if body and isinstance(body[0], bytes) else None
+    stored = stored_body(spooled, eight_bit, len(data) if data is not None else body_size or 0)
     if not isinstance(record, bytes) or stored is None:
         return None
-    return QueuedMessage.FromString(record), stored, data if isinstance(data, bytes) else None
+    return QueuedMessage.FromString(record), stored, data
 
 
 def text(value: bytes | str) -> str:
