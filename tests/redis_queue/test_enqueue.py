@@ -143,3 +143,17 @@ def test_a_parked_message_is_announced_with_its_body_size(redis_server: RedisSer
     assert not client.exists(READY_STREAM)
     run(redis_server.url, lambda r: announce(r, message.queue_id))
     assert entries(client) == [{b"id": message.queue_id.encode(), b"size": str(len(BODY)).encode()}]
+
+
+def test_a_connection_redis_closed_is_replaced_and_the_message_queued_once(redis_server: RedisServer) -> None:
+    first, second = record(), record()
+    client = redis_server.client()
+
+    async def both(r: Redis) -> bool:
+        await enqueue(r, first, BODY, memory_max=0)
+        client.client_kill_filter(_type="normal", skipme=True)
+        return await enqueue(r, second, BODY, memory_max=0)
+
+    assert run(redis_server.url, both)
+    assert [fields[b"id"] for fields in entries(client)] == [first.queue_id.encode(), second.queue_id.encode()]
+    assert client.hget(TIERS, "memory_messages") == b"2"

@@ -40,6 +40,7 @@ from redis.exceptions import NoScriptError
 from smarthost.queue.v1.queue_pb2 import QueuedMessage
 
 from smarthost_common.trace import TRACE_MAX_EVENTS, TRACE_TTL, trace_event, trace_key
+from smarthost_common.transaction import transaction
 
 READY_STREAM = "smarthost:queue:ready"
 DELIVERY_GROUP = "delivery"
@@ -251,7 +252,7 @@ async def enqueue(
 ) -> bool:
     """Store the message with its body in the memory tier and announce it (or park it until `park_ms`), in one step.
 
-    One MULTI: the body, then ENQUEUE. False (and nothing written) when the memory tier would pass
+    One MULTI: the body, then ENQUEUE (`transaction`). False (and nothing written) when the memory tier would pass
     `memory_max` bytes (0: no mark). Redis past its maxmemory refuses the whole MULTI (OutOfMemoryError).
     """
     keys = [*message_keys(record), DEFERRED_SET]
@@ -266,20 +267,14 @@ async def enqueue(
 async def _enqueue_memory(
     redis: Redis, keys: list[str], args: list[Any], body: bytes | bytearray, *, by_sha: bool
 ) -> bool:
-    async with redis.pipeline(transaction=True) as pipe:
-        _write_body(pipe, keys[0], body)
-        if by_sha:
-            pipe.evalsha(_sha(ENQUEUE), len(keys), *keys, *args)
-        else:
-            pipe.eval(ENQUEUE, len(keys), *keys, *args)
-        found = await pipe.execute()
-    return bool(found[-1])
+    script = ("EVALSHA", _sha(ENQUEUE)) if by_sha else ("EVAL", ENQUEUE)
+    *_, added = await transaction(redis, [*_body_commands(keys[0], body), (*script, len(keys), *keys, *args)])
+    return bool(added)
 
 
-def _write_body(pipe: Pipeline, key: str, body: bytes | bytearray) -> None:
-    """A memory-tier body as a plain command, for ENQUEUE to keep or delete in the same MULTI."""
-    pipe.hset(key, "body", body)
-    pipe.pexpire(key, BODY_ORPHAN_MS)
+def _body_commands(key: str, body: bytes | bytearray) -> list[tuple[Any, ...]]:
+    """A memory-tier body as plain commands, for ENQUEUE to keep or delete in the same MULTI."""
+    return [("HSET", key, "body", body), ("PEXPIRE", key, BODY_ORPHAN_MS)]
 
 
 async def enqueue_spooled(
@@ -309,7 +304,8 @@ def add_to_queue(pipe: Pipeline, record: QueuedMessage, body: bytes | bytearray,
     """
     keys = [*message_keys(record), DEFERRED_SET]
     args = message_args(record, len(body), b"", 0, trace, not body.isascii())
-    _write_body(pipe, keys[0], body)
+    for command in _body_commands(keys[0], body):
+        pipe.execute_command(*command)
     pipe.eval(ENQUEUE, len(keys), *keys, *args, TRACE_MAX_EVENTS, TRACE_TTL, 0)
 
 
