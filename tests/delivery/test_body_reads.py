@@ -13,9 +13,9 @@ from support.sinks import SmtpSink
 from support.waiting import wait_until
 
 from delivery.helpers import BODY, FAST, put, put_many, queue_is_empty
-from smarthost_common.queue import READY_STREAM
+from smarthost_common.queue import READY_STREAM, message_key
 from smarthost_delivery.processor import EAGER_BODY_MAX, MessageProcessor
-from smarthost_delivery.queue_ops import DeliveryQueue
+from smarthost_delivery.queue_ops import DeliveryQueue, Loaded
 
 LARGE = BODY + b"y" * EAGER_BODY_MAX + b"\r\n"
 
@@ -59,6 +59,32 @@ def test_a_small_body_comes_with_its_record_and_a_large_one_when_needed(
     assert small[2] == BODY and (small[1].size, small[1].spooled) == (len(BODY), False)
     assert large[2] is None and (large[1].size, large[1].spooled) == (len(LARGE), False)
     assert later == LARGE
+
+
+def test_a_body_moved_to_the_spool_or_a_message_deleted_since_its_entry_was_written(
+    redis_server: RedisServer,
+) -> None:
+    moved, deleted = put_many(redis_server.url, [("alice@sender.test", ["bob@example.test"], BODY)] * 2)
+    client = redis_server.client()
+    client.hdel(message_key(moved), "body")
+    client.hset(message_key(moved), "spooled", len(BODY))
+    client.delete(message_key(deleted))
+
+    async def main() -> list[Loaded]:
+        client = Redis.from_url(redis_server.url)
+        try:
+            queue = DeliveryQueue(client, "reader")
+            await queue.ensure_group()
+            entries = await queue.read(10, block_ms=1000)
+            assert all(MessageProcessor.load_request(entry)[1] for entry in entries)
+            return await queue.load([MessageProcessor.load_request(entry) for entry in entries])
+        finally:
+            await client.aclose()
+
+    spooled, gone = asyncio.run(main())
+    assert spooled is not None and spooled[2] is None
+    assert (spooled[1].size, spooled[1].spooled) == (len(BODY), True)
+    assert gone is None
 
 
 def test_entries_that_do_not_say_the_body_size_still_deliver(
