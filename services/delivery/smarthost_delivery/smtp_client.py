@@ -18,7 +18,6 @@ MAX_REPLY = 32 * 1024
 # CR, LF and NUL end or corrupt a command line: never sent inside one.
 _CONTROL = re.compile(rb"[\x00\r\n]")
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class SmtpError(Exception):
@@ -44,9 +43,9 @@ def data_payload(message: bytes) -> bytes:
         message = _LINE_ENDINGS.sub(b"\r\n", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    if message.startswith(b".") or b"\n." in message:
-        message = _LEADING_DOT.sub(b"..", message)
-    return message + b".\r\n"
+    # Every line now starts at the start or after a LF: plain replaces, far cheaper than a regex.
+    stuffed = message.replace(b"\n.", b"\n..")
+    return (b"." if stuffed.startswith(b".") else b"") + stuffed + b".\r\n"
 
 
 class _ReplyReader(asyncio.Protocol):
