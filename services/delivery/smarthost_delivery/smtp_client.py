@@ -13,6 +13,8 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
+from smarthost_common.line_ends import crlf_only
+
 # One reply, continuation lines included, as aiosmtplib bounds it: a few KB in practice.
 MAX_REPLY = 32 * 1024
 # CR, LF and NUL end or corrupt a command line: never sent inside one.
@@ -35,11 +37,10 @@ def data_payload(message: bytes) -> bytes:
     """The message as DATA sends it: every bare CR and bare LF made CRLF, lines dot-stuffed, then the end mark.
 
     No next hop can be made to see an end of data that is not ours (SMTP smuggling).
-    Most mail needs neither change: counting (in C) is much cheaper than a
+    Most mail needs neither change: a check in one C pass is much cheaper than a
     substitution over every line, so each is made only when needed.
     """
-    crlf = message.count(b"\r\n")
-    if message.count(b"\r") != crlf or message.count(b"\n") != crlf:
+    if not crlf_only(message):
         message = _LINE_ENDINGS.sub(b"\r\n", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"

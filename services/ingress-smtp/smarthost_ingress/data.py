@@ -21,6 +21,7 @@ end of DATA (so the session stays in step) and is refused with 452 4.3.1.
 
 from enum import Enum
 
+from smarthost_common.line_ends import crlf_only
 from smarthost_common.memory_budget import Reservation
 from smarthost_ingress.replies import NO_MEMORY
 
@@ -99,11 +100,7 @@ class MessageAssembler:
 
     def _append_clean(self, lines: bytes) -> bool:
         """Append whole body lines at once, if none needs normalizing or fails a limit; False: nothing done."""
-        if self.outcome is not Outcome.OK or b"\x00" in lines:
-            return False
-        # Counting single bytes is the cheap pass; the pair count runs only when those agree.
-        crs = lines.count(b"\r")
-        if lines.count(b"\n") != crs or lines.count(b"\r\n") != crs:
+        if self.outcome is not Outcome.OK or b"\x00" in lines or not crlf_only(lines):
             return False
         unstuffed = lines.replace(b"\r\n.", b"\r\n")
         if unstuffed.startswith(b"."):
