@@ -13,12 +13,13 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
+from smarthost_common.line_ends import crlf_only
+
 # One reply, continuation lines included, as aiosmtplib bounds it: a few KB in practice.
 MAX_REPLY = 32 * 1024
 # CR, LF and NUL end or corrupt a command line: never sent inside one.
 _CONTROL = re.compile(rb"[\x00\r\n]")
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class SmtpError(Exception):
@@ -36,17 +37,16 @@ def data_payload(message: bytes) -> bytes:
     """The message as DATA sends it: every bare CR and bare LF made CRLF, lines dot-stuffed, then the end mark.
 
     No next hop can be made to see an end of data that is not ours (SMTP smuggling).
-    Most mail needs neither change: counting (in C) is much cheaper than a
+    Most mail needs neither change: a check in one C pass is much cheaper than a
     substitution over every line, so each is made only when needed.
     """
-    crlf = message.count(b"\r\n")
-    if message.count(b"\r") != crlf or message.count(b"\n") != crlf:
+    if not crlf_only(message):
         message = _LINE_ENDINGS.sub(b"\r\n", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    if message.startswith(b".") or b"\n." in message:
-        message = _LEADING_DOT.sub(b"..", message)
-    return message + b".\r\n"
+    # Every line now starts at the start or after a LF: plain replaces, far cheaper than a regex.
+    stuffed = message.replace(b"\n.", b"\n..")
+    return (b"." if stuffed.startswith(b".") else b"") + stuffed + b".\r\n"
 
 
 class _ReplyReader(asyncio.Protocol):
