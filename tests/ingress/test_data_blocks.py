@@ -7,7 +7,7 @@ limit, where the block path's window check is exact or falls back.
 
 from itertools import pairwise
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from smarthost_common.memory_budget import MemoryBudget, Reservation
@@ -29,6 +29,8 @@ def assembler() -> MessageAssembler:
 
 
 @settings(max_examples=400, deadline=None)
+# A CR and a LF in order but apart: neither is a line end.
+@example(header=[], body=["a\r.\nb"], cuts=[])
 @given(
     header=st.lists(LINE.filter(lambda line: line != ""), max_size=3),
     body=st.lists(LINE, max_size=40),
