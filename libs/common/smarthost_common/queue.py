@@ -256,12 +256,17 @@ async def enqueue(
     `memory_max` bytes (0: no mark). Redis past its maxmemory refuses the whole MULTI (OutOfMemoryError).
     """
     keys = [*message_keys(record), DEFERRED_SET]
-    args = [*message_args(record, len(body), b"", memory_max, trace, not body.isascii()), TRACE_MAX_EVENTS, TRACE_TTL]
+    args = [
+        *message_args(record, len(body), b"", memory_max, trace, not body.isascii()),
+        TRACE_MAX_EVENTS,
+        TRACE_TTL,
+        park_ms,
+    ]
     try:
-        return await _enqueue_memory(redis, keys, [*args, park_ms], body, by_sha=True)
+        return await _enqueue_memory(redis, keys, args, body, by_sha=True)
     except NoScriptError:
         # The script cache is empty (a Redis restart): the body just written expires, and all goes again with the text.
-        return await _enqueue_memory(redis, keys, [*args, park_ms], body, by_sha=False)
+        return await _enqueue_memory(redis, keys, args, body, by_sha=False)
 
 
 async def _enqueue_memory(
