@@ -157,3 +157,14 @@ def test_a_connection_redis_closed_is_replaced_and_the_message_queued_once(redis
     assert run(redis_server.url, both)
     assert [fields[b"id"] for fields in entries(client)] == [first.queue_id.encode(), second.queue_id.encode()]
     assert client.hget(TIERS, "memory_messages") == b"2"
+
+
+def test_an_enqueue_sent_again_after_it_ran_queues_the_message_once(redis_server: RedisServer) -> None:
+    """What the retry after a lost EXEC reply does: no second entry, no second count."""
+    message = record()
+    for _ in range(2):
+        assert run(redis_server.url, lambda r: enqueue(r, message, BODY, memory_max=0))
+    client = redis_server.client()
+    assert entries(client) == [{b"id": message.queue_id.encode(), b"size": str(len(BODY)).encode()}]
+    assert client.hgetall(TIERS) == {b"memory_bytes": str(len(BODY)).encode(), b"memory_messages": b"1"}
+    assert client.ttl(message_key(message.queue_id)) == -1

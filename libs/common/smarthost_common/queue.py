@@ -167,6 +167,11 @@ ENQUEUE = (
     + """
 local a = {unpack(ARGV, 1, 8)}
 a[9] = ARGV[11]
+-- Sent again after a connection error, when the first one had run: it is queued already, once.
+if redis.call('HEXISTS', KEYS[1], 'record') == 1 then
+  redis.call('PERSIST', KEYS[1])
+  return 'queued'
+end
 if a[5] ~= '' then return add_message(KEYS, a, ARGV[9], ARGV[10]) end
 local size = tonumber(a[4])
 if not count_memory(KEYS[4], size, a[7]) then
