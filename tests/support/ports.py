@@ -28,6 +28,21 @@ def free_port(*hosts: str) -> int:
     raise RuntimeError(f"no port free on all of {hosts}")
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> int:
+    """The first of `count` consecutive ports free for TCP and UDP on `host`, none given before, all now given."""
+    for _ in range(100):
+        base = free_port(host)
+        following = range(base + 1, base + count)
+        if all(
+            port not in _given and _bindable(host, port, kind)
+            for port in following
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+        ):
+            _given.update(following)
+            return base
+    raise RuntimeError(f"no {count} consecutive ports free on {host}")
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 

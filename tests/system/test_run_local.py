@@ -6,7 +6,7 @@ import signal
 import smtplib
 from pathlib import Path
 
-from support.ports import free_port, wait_for_port
+from support.ports import free_port, free_ports, wait_for_port
 from support.processes import ProcessGroup
 from support.waiting import wait_until
 
@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "run-local.sh"
 
 def test_local_relay_delivers_to_the_demo_mailbox_and_stops_on_ctrl_c(processes: ProcessGroup, tmp_path: Path) -> None:
     smtp = free_port()
-    metrics = free_port()  # the script uses this port and the three above it
+    metrics = free_ports(4)  # the script uses this port and the three above it
     env = {
         "SMARTHOST_SMTP_LISTEN": f"127.0.0.1:{smtp}",
         "SMARTHOST_POLICY_LISTEN": f"127.0.0.1:{free_port()}",
